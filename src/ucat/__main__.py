@@ -1,0 +1,7 @@
+"""``python -m ucat ...`` (also what ``torchrun -m ucat ...`` runs)."""
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

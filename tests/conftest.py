@@ -1,0 +1,27 @@
+"""Shared fixtures: everything tiny, CPU-only, offline and seeded."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle():
+    """A randomly initialised ``ucat-tiny`` CLIP (32 px, width 64, 2 layers), seeded."""
+    from ucat.models import load_clip
+
+    torch.manual_seed(0)
+    return load_clip("ucat-tiny", pretrained=None)
+
+
+@pytest.fixture()
+def tiny_classifier(tiny_bundle):
+    """A 5-class zero-shot classifier over the tiny CLIP (fresh text head per test)."""
+    from ucat.models import ZeroShotClassifier
+
+    names = ["red circle", "blue square", "green triangle", "yellow star", "black cross"]
+    return ZeroShotClassifier.from_bundle(tiny_bundle, names, ["a photo of a {}."])
