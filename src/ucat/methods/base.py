@@ -1,0 +1,107 @@
+"""The method contract, its registry and the shared base class.
+
+Pattern learned from open_clip's ``DistillCLIPTask`` and timm's distillation task: a method is a
+module that owns its frozen teacher (here the original CLIP image encoder), keeps it in eval
+mode whatever ``train()`` is called with, and returns its loss with named parts in one dict.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Dict, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..registry import Registry
+
+METHODS: Registry = Registry("method")
+
+
+class Method(nn.Module):
+    """Base of every fine-tuning objective.
+
+    Args:
+        classifier: a :class:`ucat.models.ZeroShotClassifier` whose image encoder is trained.
+        reference: a frozen deep copy of the *original* :class:`ucat.models.ImageEncoder`; its
+            parameters get ``requires_grad=False`` and it stays in eval mode.
+        attack: the training attack, ``attack(classifier, images, labels) -> adversarial images``
+            (``ucat.attacks`` contract: gradients w.r.t. the input only, so no parameter ``.grad``
+            is touched). Methods that do not use it accept ``None``.
+
+    Subclasses implement ``forward(images, labels) -> {"loss": scalar tensor, <parts>}``; parts are
+    detached scalars (logged per term) and optionally ``logits_adv`` / ``logits`` (B, C) tensors
+    used for accuracy logging.
+    """
+
+    #: whether ``forward`` calls the training attack (``clean`` does not).
+    uses_attack: bool = True
+
+    def __init__(self, classifier: nn.Module, reference: nn.Module, attack: Optional[Callable] = None):
+        super().__init__()
+        if self.uses_attack and attack is None:
+            raise ValueError(f"method {type(self).__name__} needs a training attack (e.g. ucat.attacks.PGD)")
+        self.classifier = classifier
+        self.reference = reference
+        for p in self.reference.parameters():
+            p.requires_grad_(False)
+        self.reference.eval()
+        self.attack = attack
+
+    def train(self, mode: bool = True) -> "Method":
+        """Switch the trainable parts; the frozen reference always stays in eval mode."""
+        super().train(mode)
+        self.reference.eval()
+        return self
+
+    # -- helpers shared by the methods ---------------------------------------------------------
+    def adversarial(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Training adversarial examples of the *current* model, (B, 3, H, W) in [0,1], detached."""
+        return self.attack(self.classifier, images, labels)
+
+    @torch.no_grad()
+    def reference_features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, D) float32 *unnormalized* embeddings of the frozen original encoder."""
+        return self.reference(images).float()
+
+    @torch.no_grad()
+    def reference_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, C) zero-shot logits s*cos(f_0(x), t_c) of the frozen original encoder,
+        against the same text head as the trainable classifier."""
+        feats = F.normalize(self.reference_features(images), dim=-1)          # (B, D)
+        return self.classifier.logits_from_features(feats)                     # (B, C)
+
+    def options(self) -> Dict[str, Any]:
+        """The method's resolved hyperparameters (for logs and the run config)."""
+        return {}
+
+
+def method_options(name: str) -> Dict[str, Any]:
+    """The options a method accepts, with their defaults."""
+    cls = METHODS.get(name)
+    sig = inspect.signature(cls.__init__)
+    skip = {"self", "classifier", "reference", "attack"}
+    return {k: (None if p.default is inspect.Parameter.empty else p.default)
+            for k, p in sig.parameters.items() if k not in skip and p.kind == p.KEYWORD_ONLY}
+
+
+def create_method(name: str, classifier: nn.Module, reference: nn.Module, attack: Optional[Callable] = None,
+                  **options: Any) -> Method:
+    """Build a registered method by name.
+
+    Raises:
+        KeyError: unknown method (the message lists the known ones).
+        ValueError: an option the method does not take (the message lists the valid ones).
+    """
+    cls = METHODS.get(name)
+    valid = method_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        listing = ", ".join(f"{k}={v!r}" for k, v in valid.items()) or "(none)"
+        raise ValueError(f"method {name!r} has no option(s) {', '.join(unknown)}; its options are: {listing}")
+    return cls(classifier, reference, attack, **options)
+
+
+def ce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Batch-mean cross-entropy in float32 (also under autocast): (B, C), (B,) -> scalar."""
+    return F.cross_entropy(logits.float(), labels)
