@@ -1,0 +1,162 @@
+"""Attack invariants on the tiny CLIP: budget, range, untouched gradients/mode, monotonicity."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ucat.attacks import ATTACKS, CW, PGD, PGDL2, create_attack, margin, pgd_perturb
+
+EPS = 4 / 255
+
+
+@pytest.fixture()
+def tiny_classifier(tiny_bundle):
+    """5 classes whose text embeddings are the tiny CLIP's embeddings of 5 random images, at the
+    paper's logit scale 100: predictions on random images then spread over the classes (the random
+    tiny text tower alone predicts one class for everything)."""
+    from ucat.models import ZeroShotClassifier
+
+    g = torch.Generator().manual_seed(1)
+    protos = torch.rand(5, 3, 32, 32, generator=g)
+    with torch.no_grad():
+        head = F.normalize(tiny_bundle.encoder(protos).float(), dim=-1)       # (5, D)
+    return ZeroShotClassifier(tiny_bundle.encoder, head, 100.0, [f"class{i}" for i in range(5)])
+
+
+@pytest.fixture()
+def batch(tiny_classifier):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(12, 3, 32, 32, generator=g)
+    with torch.no_grad():
+        y = tiny_classifier(x).argmax(-1)   # labels = clean predictions: every point starts correct
+    assert len(set(y.tolist())) >= 3
+    return x, y
+
+
+def _acc(clf, x, y):
+    with torch.no_grad():
+        return (clf(x).argmax(-1) == y).float().mean().item()
+
+
+@pytest.mark.parametrize("attack", [PGD(EPS, 1 / 255, 5), CW(EPS, 1 / 255, 5), PGD(EPS, 1 / 255, 3, restarts=2)],
+                         ids=["pgd", "cw", "pgd-restarts"])
+def test_linf_budget_range_and_contract(tiny_classifier, batch, attack):
+    x, y = batch
+    clf = tiny_classifier
+    clf.train()  # a non-default mode must come back unchanged
+    params = list(clf.parameters())
+    for p in params:
+        p.grad = torch.full_like(p, 0.5)
+    before = [p.grad.clone() for p in params]
+    grad_objs = [p.grad for p in params]
+    x_adv = attack(clf, x, y)
+    assert clf.training and all(m.training for m in clf.modules())
+    for p, b, o in zip(params, before, grad_objs):
+        assert p.grad is o and torch.equal(p.grad, b)
+    assert x_adv.dtype == torch.float32 and x_adv.shape == x.shape and not x_adv.requires_grad
+    assert (x_adv - x).abs().max() <= EPS + 1e-6
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    assert not torch.equal(x_adv, x)
+    clf.eval()
+    assert _acc(clf, x_adv, y) < 1.0  # something is fooled on a random tiny model
+
+
+def test_none_grads_stay_none(tiny_classifier, batch):
+    x, y = batch
+    for p in tiny_classifier.parameters():
+        p.grad = None
+    PGD(EPS, 1 / 255, 2)(tiny_classifier, x, y)
+    assert all(p.grad is None for p in tiny_classifier.parameters())
+
+
+def test_l2_budget(tiny_classifier, batch):
+    x, y = batch
+    eps = 0.5
+    x_adv = PGDL2(eps, 0.2, 5)(tiny_classifier, x, y)
+    norms = (x_adv - x).flatten(1).norm(dim=1)
+    assert norms.max() <= eps + 1e-5 and norms.min() > 0
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+
+
+@pytest.mark.parametrize("name", ["pgd", "cw", "pgd-l2"])
+def test_eps_zero_is_identity(tiny_classifier, batch, name):
+    x, y = batch
+    x_adv = create_attack(name, eps=0.0, step_size=1 / 255, steps=3)(tiny_classifier, x, y)
+    assert torch.equal(x_adv, x)
+    assert torch.equal(pgd_perturb(lambda z: z.sum(), x, 0.0, 0.01, 3), x)
+
+
+def test_more_steps_never_raise_accuracy(tiny_classifier, batch):
+    x, y = batch
+    accs = {}
+    for steps in (1, 10):
+        runs = []
+        for seed in range(3):
+            torch.manual_seed(seed)
+            runs.append(_acc(tiny_classifier, PGD(2 / 255, 0.5 / 255, steps)(tiny_classifier, x, y), y))
+        accs[steps] = sum(runs) / len(runs)
+    assert accs[10] <= accs[1]
+    assert accs[1] < 1.0
+
+
+def test_pgd_increases_loss(tiny_classifier, batch):
+    x, y = batch
+    torch.manual_seed(0)
+    x_adv = PGD(EPS, 1 / 255, 5, random_start=False)(tiny_classifier, x, y)
+    with torch.no_grad():
+        assert F.cross_entropy(tiny_classifier(x_adv), y) > F.cross_entropy(tiny_classifier(x), y)
+
+
+@pytest.mark.parametrize("kappa", [0.0, 50.0])
+def test_cw_gradient_nonzero_on_correct_points(tiny_classifier, batch, kappa):
+    x, y = batch
+    attack = CW(EPS, 1 / 255, 1, kappa=kappa)
+    xr = x.clone().requires_grad_(True)
+    logits = tiny_classifier(xr)
+    assert (logits.argmax(-1) == y).all()
+    loss = attack.sample_loss(logits, y, tiny_classifier).sum()
+    (g,) = torch.autograd.grad(loss, [xr])
+    assert (g.flatten(1).abs().sum(1) > 0).all()
+
+
+def test_margin_reference_values():
+    logits = torch.tensor([[3.0, 1.0, 2.0], [0.0, 5.0, 1.0]])
+    assert torch.allclose(margin(logits, torch.tensor([0, 0])), torch.tensor([1.0, -5.0]))
+
+
+def test_cw_kappa_rescaled_to_logit_scale(tiny_classifier):
+    assert CW(EPS, 1 / 255, 1).kappa_for(tiny_classifier) == pytest.approx(50 * tiny_classifier.logit_scale / 100)
+    assert CW(EPS, 1 / 255, 1, kappa_scale=None).kappa_for(tiny_classifier) == 50
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda x: x.double(), "float32"),
+    (lambda x: x * 2.0, r"\[0,1\]"),
+    (lambda x: x[0], r"\(B, C, H, W\)"),
+])
+def test_bad_inputs_refused(tiny_classifier, batch, bad, match):
+    x, y = batch
+    with pytest.raises(ValueError, match=match):
+        PGD(EPS, 1 / 255, 1)(tiny_classifier, bad(x), y)
+
+
+def test_bad_budget_refused():
+    with pytest.raises(ValueError, match="to_fraction"):
+        PGD(4.0, 1.0, 10)
+    with pytest.raises(ValueError, match="norm"):
+        PGD(EPS, 1 / 255, 10, norm="l3")
+    with pytest.raises(KeyError, match="known attacks"):
+        create_attack("nope", EPS)
+
+
+def test_registry_names():
+    assert {"pgd", "pgd-l2", "cw"} <= set(ATTACKS.names())
+
+
+def test_pgd_perturb_under_autocast_and_sum_loss(tiny_classifier, batch):
+    """The functional core works inside a bf16 autocast region and keeps a float32 iterate."""
+    x, y = batch
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        x_adv = pgd_perturb(lambda z: F.cross_entropy(tiny_classifier(z).float(), y, reduction="sum"),
+                            x, EPS, 1 / 255, 2)
+    assert x_adv.dtype == torch.float32
+    assert (x_adv - x).abs().max() <= EPS + 1e-6
