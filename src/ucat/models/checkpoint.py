@@ -1,0 +1,178 @@
+"""Model weights on disk: safetensors everywhere (no pickle, no code execution on load).
+
+Three kinds of file:
+
+* **vision weights** (:func:`save_vision_weights`): the image tower only, keys ``visual.*``, with
+  a metadata header (method, eps, steps, data, step, architecture) - what ``ucat train`` writes in
+  its checkpoints;
+* **open_clip export** (:func:`export_open_clip`): the full CLIP state dict, loadable with
+  ``open_clip.create_model(arch, pretrained=FILE)`` as well as by ``ucat eval --checkpoint FILE``;
+* **community checkpoints** read by :func:`load_vision_weights`: torch files holding
+  ``vision_encoder_state_dict`` (TeCoA / PMG-AFT / TGA-ZSR / UCAT research code), ``state_dict``,
+  a bare visual or full-model state dict, with or without a ``module.`` prefix.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import torch
+import torch.nn as nn
+
+VISUAL_PREFIX = "visual."
+
+
+def _atomic_save_safetensors(tensors: Dict[str, torch.Tensor], path: Path, metadata: Dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _metadata_strings(metadata: Optional[Mapping[str, Any]]) -> Dict[str, str]:
+    """safetensors headers hold str -> str; non-strings are JSON-encoded."""
+    from ..config import to_jsonable
+
+    out: Dict[str, str] = {}
+    for k, v in (metadata or {}).items():
+        out[str(k)] = v if isinstance(v, str) else json.dumps(to_jsonable(v))
+    return out
+
+
+def _cpu_copy(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    # clone: safetensors refuses tensors that share storage; contiguous + cpu for a portable file.
+    return {k: v.detach().to("cpu").clone().contiguous() for k, v in state.items()}
+
+
+def _visual_of(encoder_or_visual: nn.Module) -> nn.Module:
+    return getattr(encoder_or_visual, "visual", encoder_or_visual)
+
+
+def save_vision_weights(encoder: nn.Module, path: str | os.PathLike,
+                        metadata: Optional[Mapping[str, Any]] = None) -> Path:
+    """Write the image tower of ``encoder`` (an ``ImageEncoder`` or the visual module itself) as
+    safetensors with keys ``visual.<name>``; ``metadata`` goes into the header. Atomic."""
+    visual = _visual_of(encoder)
+    if hasattr(visual, "module"):  # DistributedDataParallel
+        visual = visual.module
+    state = {VISUAL_PREFIX + k: v for k, v in visual.state_dict().items()}
+    meta = {"format": "ucat-vision", **_metadata_strings(metadata)}
+    path = Path(path)
+    _atomic_save_safetensors(_cpu_copy(state), path, meta)
+    return path
+
+
+def export_open_clip(model: nn.Module, path: str | os.PathLike,
+                     metadata: Optional[Mapping[str, Any]] = None) -> Path:
+    """Write the full open_clip CLIP state dict as safetensors (atomic).
+
+    The file loads with ``open_clip.create_model(arch, pretrained=FILE)`` and with
+    :func:`load_vision_weights` (``ucat eval --checkpoint FILE``).
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"export path {path} must end in .safetensors (open_clip picks the loader by suffix)")
+    meta = {"format": "open_clip", **_metadata_strings(metadata)}
+    _atomic_save_safetensors(_cpu_copy(model.state_dict()), path, meta)
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> Dict[str, Any]:
+    """The header metadata of a safetensors file (JSON values decoded); {} for other files."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return {}
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        raw = fh.metadata() or {}
+    out: Dict[str, Any] = {}
+    for k, v in raw.items():
+        try:
+            out[k] = json.loads(v)
+        except (TypeError, ValueError):
+            out[k] = v
+    return out
+
+
+def _read_state(path: Path) -> Dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    if isinstance(obj, Mapping):
+        for key in ("vision_encoder_state_dict", "state_dict", "model", "model_state_dict"):
+            if key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path}: not a state dict (expected tensors by name, or a dict holding "
+                         f"'vision_encoder_state_dict' / 'state_dict')")
+    return dict(obj)
+
+
+def extract_visual_state(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """The image-tower entries of any supported state dict, keyed as ``model.visual`` expects."""
+    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    if any(k.startswith(VISUAL_PREFIX) for k in state):
+        return {k[len(VISUAL_PREFIX):]: v for k, v in state.items() if k.startswith(VISUAL_PREFIX)}
+    return dict(state)  # a bare visual state dict
+
+
+def load_vision_weights(bundle, path: str | os.PathLike) -> Dict[str, Any]:
+    """Load a fine-tuned image tower into ``bundle.model.visual`` (and so ``bundle.encoder``).
+
+    Accepts a ``ucat train`` checkpoint/export (.safetensors), an open_clip full-model file, or a
+    community torch checkpoint (see the module docstring).
+
+    Returns:
+        the file's metadata (empty for files without any).
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file does not match the architecture (missing, unexpected or
+            differently shaped weights), with the first offending names.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--checkpoint {path}: no such file (give a .safetensors file written by "
+                                f"`ucat train`, an open_clip checkpoint, or a .pt/.pth training checkpoint)")
+    state = extract_visual_state(_read_state(path))
+    meta = read_metadata(path)
+    visual = bundle.model.visual
+    expected = visual.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shape_bad = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or shape_bad:
+        trained_on = meta.get("arch")
+        hint = f" (the file was trained from {trained_on}; load it with --model {trained_on})" if trained_on else ""
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+        if shape_bad:
+            k = shape_bad[0]
+            parts.append(f"{len(shape_bad)} with another shape (e.g. {k}: file {tuple(state[k].shape)} vs "
+                         f"model {tuple(expected[k].shape)})")
+        raise ValueError(f"--checkpoint {path} does not fit the image tower of {bundle.arch}: "
+                         f"{'; '.join(parts)}{hint}")
+    ref = next(iter(expected.values()))
+    visual.load_state_dict({k: v.to(device=ref.device, dtype=expected[k].dtype) for k, v in state.items()})
+    return meta
+
+
+__all__ = ["export_open_clip", "extract_visual_state", "load_vision_weights", "read_metadata",
+           "save_vision_weights"]
