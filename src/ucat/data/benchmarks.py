@@ -1,0 +1,285 @@
+"""The paper's 16 zero-shot benchmarks (and TinyImageNet/ImageNet training data) in the registry.
+
+Protocol (Lu et al., "Calibrating Uncertainty for Zero-Shot Adversarial CLIP", arXiv 2512.12997,
+§3.1, following TeCoA's loaders): test splits by default; TinyImageNet and ImageNet use val;
+EuroSAT, Caltech101 (BACKGROUND_Google removed), Caltech256 and SUN397 use the whole dataset
+(split ``all``). CIFAR-10/100 and STL10 are resized to a square ("squash"), the others are
+resized on the short side and centre-cropped ("crop"). Prompts: the paper's per-dataset template
+by default, CLIP's ensemble with ``templates="ensemble"``; PCAM uses its two fixed sentences.
+
+Every entry states the folder it expects under the data root, its layout and how to get it, so
+``ucat data check`` and the missing-data errors can say exactly what is wrong.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from .base import FileListDataset, WrappedDataset, base_targets, list_images
+from .meta import benchmark_meta
+from .registry import register_collection, register_dataset
+
+ZS16 = ["tinyimagenet", "cifar10", "cifar100", "stl10", "food101", "oxfordpet", "flowers102", "dtd", "eurosat",
+        "fgvc_aircraft", "caltech101", "caltech256", "stanfordcars", "pcam", "imagenet", "sun397"]
+
+
+# --------------------------------------------------------------------------------------------
+# how each dataset is found under the root: check(root, split) -> (found, path it expected)
+def _markers(*rels: str) -> Callable:
+    def check(root: Path, split: str):
+        paths = [root / r.format(split=split) for r in rels]
+        missing = [p for p in paths if not p.exists()]
+        return (not missing, missing[0] if missing else paths[0])
+
+    return check
+
+
+def _meta_dataset_kwargs(name: str, transform, strict: bool):
+    meta = benchmark_meta(name)
+    return meta, dict(prompts=meta.get("prompts"), transform=transform, strict=strict, name=name)
+
+
+def _torchvision(name: str, cls_name: str, split_kwargs: Callable[[str], dict],
+                 targets_fn: Optional[Callable] = None, order_fn: Optional[Callable] = None) -> Callable:
+    """A builder over ``torchvision.datasets.<cls_name>`` returning PIL images to our wrapper."""
+
+    def builder(root: Path, split: str, transform=None, download: bool = False, strict: bool = False, **kw):
+        import torchvision.datasets as tvd
+
+        cls = getattr(tvd, cls_name)
+        try:
+            base = cls(str(root), transform=None, download=download, **split_kwargs(split), **kw)
+        except RuntimeError as e:   # torchvision's "Dataset not found or corrupted" / missing scipy, h5py
+            info = _info(name)
+            raise FileNotFoundError(f"dataset {name!r}: torchvision's {cls_name} could not load it from {root}: {e}. "
+                                    f"Expected layout under the data root: {info.layout}. How to get it: "
+                                    f"{info.how_to_get}") from e
+        meta, dkw = _meta_dataset_kwargs(name, transform, strict)
+        found = getattr(base, "classes", None) or getattr(base, "categories", None)
+        if found is not None and len(found) != len(meta["classes"]):
+            raise ValueError(f"dataset {name!r} at {root} has {len(found)} classes but ucat's class names list "
+                             f"{len(meta['classes'])}; the files are not the standard {cls_name} release")
+        order = order_fn(base) if order_fn else None
+        return WrappedDataset(base, meta["classes"], [meta["template"]], targets_fn=targets_fn, order=order, **dkw)
+
+    return builder
+
+
+def _info(name: str):
+    from .registry import DATASETS
+
+    return DATASETS.get(name)
+
+
+def _split_arg(split: str) -> dict:
+    return {"split": split}
+
+
+def _no_split(split: str) -> dict:
+    return {}
+
+
+def _pcam_targets(base) -> List[int]:
+    try:
+        f = base._base_folder / base._FILES[base._split]["targets"][0]
+        with base.h5py.File(f) as h:
+            return [int(v) for v in h["y"][:, 0, 0, 0]]            # (N,1,1,1) -> N labels
+    except (AttributeError, KeyError):
+        return base_targets(base)
+
+
+def _sorted_files(base) -> Optional[List[int]]:
+    """torchvision's SUN397 lists files in file-system order; sort them so runs are reproducible."""
+    files = getattr(base, "_image_files", None)
+    if files is None:
+        return None
+    return sorted(range(len(files)), key=lambda i: str(files[i]))
+
+
+def _register_tv(name, cls_name, *, splits, default, split_kwargs, markers, layout, how, resize="crop",
+                 targets_fn=None, order_fn=None, downloadable=True):
+    meta = benchmark_meta(name)
+    register_dataset(
+        name, num_classes=len(meta["classes"]), layout=layout, how_to_get=how, default_split=default,
+        splits=tuple(splits), extra=dict(resize=resize, check=_markers(*markers), downloadable=downloadable,
+                                         ensemble=meta["ensemble"], loader=f"torchvision.datasets.{cls_name}"),
+    )(_torchvision(name, cls_name, split_kwargs, targets_fn, order_fn))
+
+
+_TV = "torchvision downloads it: pass download=True (ucat ... --download)"
+
+_register_tv("cifar10", "CIFAR10", splits=("test", "train"), default="test",
+             split_kwargs=lambda s: {"train": s == "train"}, markers=("cifar-10-batches-py/test_batch",),
+             layout="cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}", resize="squash",
+             how=f"{_TV}, or extract https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz under the root")
+_register_tv("cifar100", "CIFAR100", splits=("test", "train"), default="test",
+             split_kwargs=lambda s: {"train": s == "train"}, markers=("cifar-100-python/test",),
+             layout="cifar-100-python/{train,test,meta}", resize="squash",
+             how=f"{_TV}, or extract https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz under the root")
+_register_tv("stl10", "STL10", splits=("test", "train"), default="test", split_kwargs=_split_arg,
+             markers=("stl10_binary/test_X.bin",), layout="stl10_binary/{train,test}_{X,y}.bin, class_names.txt",
+             resize="squash", how=f"{_TV}, or extract http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz")
+_register_tv("food101", "Food101", splits=("test", "train"), default="test", split_kwargs=_split_arg,
+             markers=("food-101/images", "food-101/meta/{split}.json"),
+             layout="food-101/images/<class>/<id>.jpg, food-101/meta/{train,test}.json",
+             how=f"{_TV} (5 GB), or extract http://data.vision.ee.ethz.ch/cvl/food-101.tar.gz")
+_register_tv("oxfordpet", "OxfordIIITPet", splits=("test", "trainval"), default="test", split_kwargs=_split_arg,
+             markers=("oxford-iiit-pet/images", "oxford-iiit-pet/annotations/{split}.txt"),
+             layout="oxford-iiit-pet/images/*.jpg, oxford-iiit-pet/annotations/{trainval,test}.txt",
+             how=f"{_TV}, or extract images.tar.gz and annotations.tar.gz from https://www.robots.ox.ac.uk/~vgg/data/pets/ "
+                 "into oxford-iiit-pet/")
+_register_tv("flowers102", "Flowers102", splits=("test", "train", "val"), default="test", split_kwargs=_split_arg,
+             markers=("flowers-102/jpg", "flowers-102/imagelabels.mat", "flowers-102/setid.mat"),
+             layout="flowers-102/jpg/image_*.jpg, flowers-102/imagelabels.mat, flowers-102/setid.mat (needs scipy)",
+             how=f"{_TV}, or get 102flowers.tgz, imagelabels.mat, setid.mat from "
+                 "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/ into flowers-102/")
+_register_tv("dtd", "DTD", splits=("test", "train", "val"), default="test", split_kwargs=_split_arg,
+             markers=("dtd/dtd/images", "dtd/dtd/labels"),
+             layout="dtd/dtd/images/<class>/*.jpg, dtd/dtd/labels/{train,val,test}1.txt (option partition=1..10)",
+             how=f"{_TV}, or extract https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz into dtd/")
+_register_tv("eurosat", "EuroSAT", splits=("all",), default="all", split_kwargs=_no_split,
+             markers=("eurosat/2750",), layout="eurosat/2750/<class>/*.jpg (10 classes, RGB)",
+             how=f"{_TV}, or extract EuroSAT.zip (RGB) from https://github.com/phelber/EuroSAT into eurosat/")
+_register_tv("fgvc_aircraft", "FGVCAircraft", splits=("test", "train", "val", "trainval"), default="test",
+             split_kwargs=lambda s: {"split": s, "annotation_level": "variant"},
+             markers=("fgvc-aircraft-2013b/data/images", "fgvc-aircraft-2013b/data/variants.txt"),
+             layout="fgvc-aircraft-2013b/data/{images/,variants.txt,images_variant_<split>.txt}",
+             how=f"{_TV}, or extract https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz")
+_register_tv("caltech101", "Caltech101", splits=("all",), default="all", split_kwargs=_no_split,
+             markers=("caltech101/101_ObjectCategories",),
+             layout="caltech101/101_ObjectCategories/<class>/image_*.jpg (BACKGROUND_Google is dropped)",
+             how=f"{_TV}, or extract 101_ObjectCategories.tar.gz from https://data.caltech.edu/records/mzrjq-6wc02 "
+                 "into caltech101/")
+_register_tv("caltech256", "Caltech256", splits=("all",), default="all", split_kwargs=_no_split,
+             markers=("caltech256/256_ObjectCategories",),
+             layout="caltech256/256_ObjectCategories/NNN.<class>/NNN_*.jpg (257 classes incl. clutter)",
+             how=f"{_TV}, or extract 256_ObjectCategories.tar from https://data.caltech.edu/records/nyy15-4j048 "
+                 "into caltech256/")
+_register_tv("stanfordcars", "StanfordCars", splits=("test", "train"), default="test", split_kwargs=_split_arg,
+             markers=("stanford_cars/devkit/cars_meta.mat",),
+             layout="stanford_cars/{devkit/cars_meta.mat, cars_test/, cars_test_annos_withlabels.mat, cars_train/, "
+                    "devkit/cars_train_annos.mat} (needs scipy)",
+             how="the original URL is gone, so torchvision cannot download it; get the Stanford Cars release (e.g. the "
+                 "Kaggle mirror 'stanford-car-dataset-by-classes-folder' or 'jessicali9530/stanford-cars-dataset') and "
+                 "arrange it as the layout says", downloadable=False)
+_register_tv("pcam", "PCAM", splits=("test", "train", "val"), default="test", split_kwargs=_split_arg,
+             markers=("pcam",), targets_fn=_pcam_targets,
+             layout="pcam/camelyonpatch_level_2_split_{test,train,valid}_{x,y}.h5 (needs the h5py package)",
+             how=f"{_TV} (pip install h5py first), or get the .h5 files from https://github.com/basveeling/pcam")
+_register_tv("sun397", "SUN397", splits=("all",), default="all", split_kwargs=_no_split,
+             markers=("SUN397/ClassName.txt",), order_fn=_sorted_files,
+             layout="SUN397/ClassName.txt, SUN397/<letter>/<class>[/<sub>]/sun_*.jpg (all 108,754 images)",
+             how=f"{_TV} (37 GB), or extract http://vision.princeton.edu/projects/2010/SUN/SUN397.tar.gz")
+
+
+# --------------------------------------------------------------------------------------------
+# TinyImageNet: our own loader (torchvision has none)
+TINY_LAYOUT = ("tiny-imagenet-200/{wnids.txt, words.txt, train/<wnid>/images/*.JPEG, "
+               "val/val_annotations.txt, val/images/*.JPEG}")
+
+
+def _tiny_dir(root: Path) -> Optional[Path]:
+    for cand in (root / "tiny-imagenet-200", root):
+        if (cand / "wnids.txt").is_file():
+            return cand
+    return None
+
+
+def _tiny_check(root: Path, split: str):
+    d = _tiny_dir(root)
+    if d is None:
+        return False, root / "tiny-imagenet-200" / "wnids.txt"
+    p = d / split
+    return p.is_dir(), p
+
+
+@register_dataset("tinyimagenet", num_classes=200, layout=TINY_LAYOUT, default_split="val", splits=("val", "train"),
+                  how_to_get="download http://cs231n.stanford.edu/tiny-imagenet-200.zip and unzip it under the root "
+                             "(the test split has no labels, so ucat offers train and val)",
+                  extra=dict(resize="crop", check=_tiny_check, downloadable=False,
+                             ensemble=benchmark_meta("tinyimagenet")["ensemble"], loader="ucat (own)"))
+def build_tinyimagenet(root: Path, split: str, transform=None, download: bool = False, strict: bool = False, **kw):
+    """TinyImageNet (200 classes; labels = sorted wnid order, as ImageFolder on train/ gives)."""
+    if kw:
+        raise ValueError(f"tinyimagenet takes no option(s) {', '.join(kw)}")
+    d = _tiny_dir(root)
+    meta, dkw = _meta_dataset_kwargs("tinyimagenet", transform, strict)
+    index = {w: i for i, w in enumerate(meta["wnids"])}
+    listed = (d / "wnids.txt").read_text().split()
+    unknown = [w for w in listed if w not in index]
+    if unknown:
+        raise ValueError(f"{d / 'wnids.txt'} lists {unknown[0]!r}, not one of TinyImageNet's 200 classes; "
+                         f"is this the tiny-imagenet-200 release?")
+    samples = []
+    if split == "train":
+        for w in sorted(os.listdir(d / "train")):
+            if w not in index:
+                continue
+            folder = d / "train" / w / "images"
+            samples += [(str(f), index[w]) for f in list_images(folder if folder.is_dir() else d / "train" / w)]
+    else:
+        ann = d / split / "val_annotations.txt"
+        if ann.is_file():
+            for line in ann.read_text().splitlines():
+                parts = line.split("\t")
+                if len(parts) >= 2 and parts[1] in index:
+                    samples.append((str(d / split / "images" / parts[0]), index[parts[1]]))
+        else:   # a val/ already sorted into <wnid>/ folders
+            for w in sorted(os.listdir(d / split)):
+                if w in index and (d / split / w).is_dir():
+                    samples += [(str(f), index[w]) for f in list_images(d / split / w)]
+        if not samples:
+            raise FileNotFoundError(f"tinyimagenet: no labelled images in {d / split}; expected {ann} "
+                                    f"(lines 'file<TAB>wnid<TAB>...') and {d / split / 'images'}/")
+    if not samples:
+        raise FileNotFoundError(f"tinyimagenet: no images under {d / split}; expected layout {TINY_LAYOUT}")
+    return FileListDataset(samples, meta["classes"], [meta["template"]], **dkw)
+
+
+# --------------------------------------------------------------------------------------------
+# ImageNet: class folders named by WordNet id; names from package data
+IMAGENET_LAYOUT = "imagenet/{train,val}/<wnid>/*.JPEG (val sorted into the 1000 wnid folders)"
+
+
+def _imagenet_dir(root: Path, split: str) -> Optional[Path]:
+    for cand in (root / "imagenet" / split, root / split):
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def _imagenet_check(root: Path, split: str):
+    d = _imagenet_dir(root, split)
+    return (d is not None), (d or root / "imagenet" / split)
+
+
+@register_dataset("imagenet", num_classes=1000, layout=IMAGENET_LAYOUT, default_split="val", splits=("val", "train"),
+                  how_to_get="download ILSVRC2012 from https://image-net.org (login), extract train/ and val/, and sort "
+                             "val/ into wnid folders (e.g. with the widely used valprep.sh)",
+                  extra=dict(resize="crop", check=_imagenet_check, downloadable=False,
+                             ensemble=benchmark_meta("imagenet")["ensemble"], loader="ucat (own)"))
+def build_imagenet(root: Path, split: str, transform=None, download: bool = False, strict: bool = False, **kw):
+    """ImageNet-1k from wnid class folders; label = index of the wnid in the sorted 1000 (standard order)."""
+    if kw:
+        raise ValueError(f"imagenet takes no option(s) {', '.join(kw)}")
+    d = _imagenet_dir(root, split)
+    meta, dkw = _meta_dataset_kwargs("imagenet", transform, strict)
+    index = {w: i for i, w in enumerate(meta["wnids"])}
+    dirs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not dirs:
+        raise FileNotFoundError(f"imagenet: {d} has no wnid class folders; the {split} images must be sorted into "
+                                f"<wnid>/ folders ({IMAGENET_LAYOUT})")
+    unknown = [p.name for p in dirs if p.name not in index]
+    if unknown:
+        raise ValueError(f"imagenet: folder {d / unknown[0]} is not an ImageNet-1k WordNet id (like n01440764); "
+                         f"expected layout {IMAGENET_LAYOUT}")
+    samples = []
+    for p in dirs:
+        samples += [(str(f), index[p.name]) for f in list_images(p)]
+    if not samples:
+        raise FileNotFoundError(f"imagenet: no images under {d}; expected layout {IMAGENET_LAYOUT}")
+    return FileListDataset(samples, meta["classes"], [meta["template"]], **dkw)
+
+
+register_collection("zs16", ZS16)

@@ -1,0 +1,207 @@
+"""``build_dataset``: one name (registry name, folder path or CSV path) -> a labelled dataset.
+
+Roots: ``root`` (``--data-root``; ``{dataset}`` is replaced by the registry name), else the
+``UCAT_DATA`` environment variable, else a clear error. The root is the folder that *contains*
+each dataset's own folder (torchvision's convention: ``ROOT/cifar-10-batches-py``,
+``ROOT/tiny-imagenet-200``, ``ROOT/imagenet/val``...), so one root serves all 16 benchmarks.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+from .folder import CSV_LAYOUT, FOLDER_LAYOUT, csv_dataset, image_folder, read_classnames_file
+from .meta import resolve_templates
+from .registry import COLLECTIONS, DATASETS, DatasetInfo
+
+ENV_ROOT = "UCAT_DATA"
+
+
+def _ensure_registered() -> None:
+    """Import the modules whose import registers datasets (benchmarks; the world, where present)."""
+    from . import benchmarks  # noqa: F401
+    import importlib.util
+
+    if importlib.util.find_spec("ucat.data.world") is not None:
+        import importlib
+
+        importlib.import_module("ucat.data.world")
+
+
+def expand_datasets(names: Sequence[str]) -> List[str]:
+    """Expand collections (``zs16``, ...) in order; comma-separated items are split; duplicates dropped."""
+    _ensure_registered()
+    out: List[str] = []
+    for item in names:
+        for name in (s.strip() for s in str(item).split(",")):
+            if not name:
+                continue
+            members = COLLECTIONS.get(name) or COLLECTIONS.get(name.lower())
+            for m in (members if members is not None else [name]):
+                if m not in out:
+                    out.append(m)
+    return out
+
+
+def is_path_dataset(name: str) -> bool:
+    return str(name).lower().endswith(".csv") or os.sep in str(name) or "/" in str(name) or Path(str(name)).is_dir()
+
+
+def resolve_root(info: DatasetInfo, root: Optional[Union[str, os.PathLike]] = None) -> Path:
+    """The data root for ``info``: ``root`` (with ``{dataset}``) or ``$UCAT_DATA``; error if neither."""
+    source = "root (--data-root)"
+    if root is None or str(root) == "":
+        root, source = os.environ.get(ENV_ROOT) or None, f"${ENV_ROOT}"
+    if root is None:
+        raise FileNotFoundError(
+            f"no data root for dataset {info.name!r}: pass --data-root DIR (root=DIR) or set {ENV_ROOT}=DIR. "
+            f"Under DIR it expects {info.layout}. How to get it: {info.how_to_get}")
+    return Path(str(root).replace("{dataset}", info.name)).expanduser()
+
+
+def missing_message(info: DatasetInfo, root: Path, expected: Path, split: str) -> str:
+    return (f"dataset {info.name!r} (split {split!r}) not found: expected {expected} under the data root {root}. "
+            f"Layout: {info.layout}. How to get it: {info.how_to_get}")
+
+
+def locate(info: DatasetInfo, root: Path, split: str):
+    """(found, the path it expected) for a dataset under ``root``."""
+    check = info.extra.get("check")
+    if check is None:
+        return root.exists(), root
+    return check(root, split)
+
+
+def default_transform(info: Optional[DatasetInfo], image_size: int) -> Callable:
+    from ..models import image_transform
+
+    resize = (info.extra.get("resize", "crop") if info is not None else "crop")
+    return image_transform(image_size, resize)
+
+
+def _accepts(fn: Callable, name: str) -> bool:
+    params = inspect.signature(fn).parameters
+    return name in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
+def build_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, split: Optional[str] = None,
+                  transform: Optional[Callable] = None, image_size: int = 224, download: bool = False,
+                  templates: Union[None, str, Sequence[str]] = None, template: Optional[str] = None,
+                  classnames_file: Optional[str] = None, strict: bool = False, **kw):
+    """Build a labelled image dataset with ``.classes``, ``.templates`` and optional ``.prompts``.
+
+    Args:
+        name: a registry name (``cifar10``, ``tinyimagenet``, ... see ``ucat data list``), a folder
+            in ImageFolder layout, or a ``.csv`` file of ``path,label`` rows.
+        root: the data root (``{dataset}`` is replaced by the name); default ``$UCAT_DATA``.
+            Ignored for folder/CSV names and for generated datasets.
+        split: default the paper's protocol split (``test``; ``val`` for TinyImageNet/ImageNet;
+            ``all`` for EuroSAT, Caltech101/256, SUN397). A split the dataset lacks is an error.
+        transform: PIL -> tensor; default the dataset's protocol transform at ``image_size``
+            (pixels in [0,1], no normalization).
+        download: let torchvision download a missing dataset.
+        templates: ``"paper"`` (default), ``"ensemble"`` (CLIP's ensemble) or a list of templates.
+        template: one template string with ``{}`` (wins over ``templates``).
+        classnames_file: one class name per line, replacing the shipped/derived names (count checked).
+        strict: raise on an unreadable image instead of skipping it (skips are counted).
+        **kw: passed to the dataset's builder (e.g. ``partition=2`` for DTD).
+    """
+    _ensure_registered()
+    name = str(name)
+    spec = template if template is not None else templates
+    if name not in DATASETS and is_path_dataset(name):
+        if kw:
+            raise ValueError(f"options {', '.join(kw)} do not apply to a folder or CSV dataset")
+        path = Path(name).expanduser()
+        tf = transform or default_transform(None, image_size)
+        tpl = resolve_templates(spec, ["This is a photo of a {}"])
+        if path.suffix.lower() == ".csv":
+            return csv_dataset(path, split, tf, classnames_file, tpl, strict)
+        if path.is_dir():
+            return image_folder(path, split, tf, classnames_file, tpl, strict)
+        raise FileNotFoundError(f"dataset folder {path} does not exist; a folder dataset needs {FOLDER_LAYOUT}, "
+                                f"a CSV dataset needs {CSV_LAYOUT}")
+    if name not in DATASETS:
+        known = ", ".join(DATASETS.names())
+        cols = ", ".join(COLLECTIONS)
+        raise KeyError(f"unknown dataset {name!r}; known datasets: {known}; collections: {cols}; "
+                       f"or give a folder path (ImageFolder layout) or a .csv file")
+    info = DATASETS.get(name)
+    split = split or info.default_split
+    if info.splits and split not in info.splits:
+        whole = " (the paper evaluates it on the whole dataset: split 'all')" if "all" in info.splits else ""
+        raise ValueError(f"dataset {info.name!r} has no split {split!r}; its splits: {', '.join(info.splits)}{whole}")
+    call: Dict = dict(kw)
+    if info.needs_root:
+        root_path = resolve_root(info, root)
+        found, expected = locate(info, root_path, split)
+        if not found and not (download and info.extra.get("downloadable")):
+            raise FileNotFoundError(missing_message(info, root_path, expected, split))
+        if transform is None:
+            transform = default_transform(info, image_size)
+    else:
+        root_path = Path(str(root).replace("{dataset}", info.name)) if root else None
+    for opt, val in (("download", download), ("strict", strict), ("image_size", image_size)):
+        if _accepts(info.builder, opt):
+            call[opt] = val
+    ds = info.builder(root_path, split, transform, **call)
+    paper = getattr(ds, "templates", None) or ["This is a photo of a {}"]
+    if spec is not None and spec != "paper":
+        ds.templates = resolve_templates(spec, paper, info.extra.get("ensemble"))
+        if getattr(ds, "prompts", None) is not None:
+            ds.prompts = None           # explicit templates replace fixed sentences (PCAM)
+    if classnames_file:
+        ds.classes = read_classnames_file(classnames_file, len(ds.classes), f"dataset {info.name!r}")
+    ds.split = split
+    if getattr(ds, "name", None) in (None, ""):
+        try:
+            ds.name = info.name
+        except AttributeError:
+            pass
+    return ds
+
+
+def check_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, split: Optional[str] = None,
+                  load: bool = True) -> Dict:
+    """Where a dataset is expected and whether it is there (``ucat data check``).
+
+    Returns a dict with ``name, status`` (``found`` | ``missing`` | ``error`` | ``generated``),
+    ``split, path, layout, how_to_get, detail`` and, when loaded, ``n_images, n_classes``.
+    """
+    _ensure_registered()
+    if name not in DATASETS and is_path_dataset(name):
+        rep = dict(name=name, split=split, path=str(Path(name).expanduser()), layout=CSV_LAYOUT if name.lower().endswith(
+            ".csv") else FOLDER_LAYOUT, how_to_get="your own data", detail="")
+        info = None
+    else:
+        info = DATASETS.get(name)
+        split = split or info.default_split
+        rep = dict(name=info.name, split=split, path="", layout=info.layout, how_to_get=info.how_to_get, detail="")
+        if not info.needs_root:
+            rep.update(status="generated", detail="generated on the fly; needs no data root")
+            return rep
+        try:
+            root_path = resolve_root(info, root)
+        except FileNotFoundError as e:
+            rep.update(status="missing", detail=str(e).split(":")[0] + ": pass --data-root DIR or set UCAT_DATA")
+            return rep
+        found, expected = locate(info, root_path, split)
+        rep["path"] = str(expected)
+        if not found:
+            rep.update(status="missing", detail=f"expected {expected}")
+            return rep
+    if not load:
+        rep["status"] = "found"
+        return rep
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = build_dataset(name, root=root, split=split)
+        rep.update(status="found", n_images=len(ds), n_classes=len(ds.classes))
+    except Exception as e:  # noqa: BLE001 - a check reports every failure instead of stopping
+        rep.update(status="error", detail=f"{type(e).__name__}: {e}")
+    return rep

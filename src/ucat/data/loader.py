@@ -1,0 +1,119 @@
+"""Deterministic subsampling and a DataLoader that survives unreadable images.
+
+``make_loader`` yields ``(images, labels, n_skipped)``: images float32 (B,3,H,W) in [0,1], labels
+int64 (B,), and how many items of that batch were unreadable (returned as ``None`` by the
+dataset) and dropped. A batch whose items were all unreadable has B = 0; skip it.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+_ATTRS = ("classes", "templates", "prompts", "name", "split")
+
+
+class SubsetDataset(Dataset):
+    """A subset that keeps the parent's ``.classes``, ``.templates``, ``.prompts`` and ``.targets``."""
+
+    def __init__(self, dataset: Dataset, indices: Sequence[int]):
+        self.dataset = dataset
+        self.indices = [int(i) for i in indices]
+        for a in _ATTRS:
+            if hasattr(dataset, a):
+                setattr(self, a, getattr(dataset, a))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        return self.dataset[self.indices[i]]
+
+    @property
+    def targets(self) -> List[int]:
+        parent = dataset_targets(self.dataset)
+        return [parent[i] for i in self.indices]
+
+
+def dataset_targets(dataset: Dataset) -> List[int]:
+    """Labels of every item: ``.targets`` where the dataset has it, else read item by item."""
+    t = getattr(dataset, "targets", None)
+    if t is not None:
+        return [int(v) for v in t]
+    out = []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        if item is None:
+            raise ValueError(f"dataset item {i} is unreadable and the dataset has no .targets, so a per-class "
+                             f"subsample cannot know its label; use per_class=False")
+        out.append(int(item[1]))
+    return out
+
+
+def subsample(dataset: Dataset, n: Optional[int], per_class: bool = False, seed: int = 0) -> Dataset:
+    """A seeded random subset: ``n`` items in total, or ``n`` per class with ``per_class=True``.
+
+    The same (dataset, n, per_class, seed) always gives the same items, in dataset order. ``n``
+    None or at least the dataset size returns the dataset itself (total mode). Attributes
+    (``.classes``, ``.templates``, ``.prompts``, ``.targets``) are kept.
+    """
+    if n is None:
+        return dataset
+    n = int(n)
+    if n <= 0:
+        raise ValueError(f"subsample size must be positive, got {n}; leave it out (None) to keep every item")
+    g = torch.Generator().manual_seed(int(seed))
+    if not per_class:
+        if n >= len(dataset):
+            return dataset
+        idx = torch.randperm(len(dataset), generator=g)[:n].sort().values.tolist()
+        return SubsetDataset(dataset, idx)
+    targets = torch.tensor(dataset_targets(dataset), dtype=torch.long)          # (N,)
+    chosen = []
+    for c in torch.unique(targets).tolist():
+        members = torch.nonzero(targets == c).flatten()                          # (N_c,)
+        perm = torch.randperm(len(members), generator=g)[:n]
+        chosen.append(members[perm])
+    idx = torch.cat(chosen).sort().values.tolist() if chosen else []
+    return SubsetDataset(dataset, idx)
+
+
+def collate_skip_unreadable(batch):
+    """Stack ``(image, label)`` items, dropping ``None`` (unreadable) ones and counting them."""
+    kept = [b for b in batch if b is not None]
+    n_skipped = len(batch) - len(kept)
+    if not kept:
+        return torch.empty(0, 3, 0, 0), torch.empty(0, dtype=torch.long), n_skipped
+    images = torch.stack([torch.as_tensor(b[0]) for b in kept]).float()         # (B,3,H,W)
+    labels = torch.as_tensor([int(b[1]) for b in kept], dtype=torch.long)      # (B,)
+    return images, labels, n_skipped
+
+
+def _seed_worker(worker_id: int) -> None:
+    import random
+
+    import numpy as np
+
+    s = torch.initial_seed() % 2 ** 32
+    np.random.seed(s)
+    random.seed(s)
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, num_workers: int = 0,
+                sampler: Optional[Sampler] = None, seed: int = 0, drop_last: bool = False,
+                pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over any ucat dataset yielding ``(images, labels, n_skipped)`` batches.
+
+    Shuffling is seeded (``seed``); with a ``sampler`` (e.g. DistributedSampler) leave
+    ``shuffle`` False. Worker processes are seeded from the loader's generator.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if sampler is not None and shuffle:
+        raise ValueError("give either shuffle=True or a sampler (which does its own shuffling), not both")
+    g = torch.Generator().manual_seed(int(seed))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=num_workers,
+                      collate_fn=collate_skip_unreadable, drop_last=drop_last, pin_memory=pin_memory,
+                      generator=g, worker_init_fn=_seed_worker if num_workers > 0 else None,
+                      persistent_workers=False)

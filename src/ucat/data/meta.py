@@ -1,0 +1,70 @@
+"""Class names and prompt templates shipped as package data (``resources/benchmarks.json``).
+
+Each benchmark entry holds ``classes`` (readable names, index = label), ``template`` (the paper's
+per-dataset prompt, the default), ``ensemble`` (CLIP's template ensemble, the option), optional
+``prompts`` (fixed per-class sentences, PCAM) and ``wnids`` (ImageNet, TinyImageNet), plus the
+``source`` each list was transcribed from.
+"""
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+from typing import Dict, List, Optional, Sequence, Union
+
+TEMPLATE_KINDS = ("paper", "ensemble")
+
+
+@lru_cache(maxsize=1)
+def _benchmarks() -> Dict[str, dict]:
+    text = resources.files("ucat.data").joinpath("resources", "benchmarks.json").read_text(encoding="utf-8")
+    return json.loads(text)["datasets"]
+
+
+def benchmark_names() -> List[str]:
+    return list(_benchmarks())
+
+
+def benchmark_meta(name: str) -> dict:
+    """The package-data entry of a benchmark (a copy); KeyError names the known ones."""
+    data = _benchmarks()
+    if name not in data:
+        raise KeyError(f"no shipped class names for {name!r}; known: {', '.join(data)}")
+    return json.loads(json.dumps(data[name]))
+
+
+def classnames(name: str) -> List[str]:
+    return benchmark_meta(name)["classes"]
+
+
+def ensemble_templates(name: Optional[str] = None) -> List[str]:
+    """CLIP's template ensemble for a benchmark; without a name, ImageNet's 80 templates."""
+    return benchmark_meta(name or "imagenet")["ensemble"]
+
+
+def resolve_templates(spec: Union[None, str, Sequence[str]], paper: Sequence[str],
+                      ensemble: Optional[Sequence[str]] = None) -> List[str]:
+    """``None``/``"paper"`` -> the paper's template(s); ``"ensemble"`` -> CLIP's ensemble (ImageNet's
+    80 when the dataset has none); a string with ``{}`` -> that one template; a list -> that list."""
+    if spec is None or spec == "paper":
+        return list(paper)
+    if spec == "ensemble":
+        return list(ensemble) if ensemble else ensemble_templates()
+    if isinstance(spec, str):
+        spec = [spec]
+    out = [str(t) for t in spec]
+    if not out:
+        raise ValueError("templates are empty: pass 'paper', 'ensemble' or templates such as 'a photo of a {}.'")
+    bad = [t for t in out if "{}" not in t and "{c}" not in t]
+    if bad:
+        raise ValueError(f"template {bad[0]!r} has no '{{}}' placeholder for the class name, "
+                         f"e.g. 'a photo of a {{}}.'; or pass templates='paper' or 'ensemble'")
+    return out
+
+
+def readable(name: str) -> str:
+    """A folder name or label value as a class name: ``"003.golden_retriever"`` -> ``"golden retriever"``."""
+    s = re.sub(r"^\d+[._\- ]+(?=\D)", "", str(name).strip())
+    s = re.sub(r"[_\-]+", " ", s)
+    return re.sub(r"\s+", " ", s).strip() or str(name)
