@@ -82,8 +82,8 @@ def default_transform(info: Optional[DatasetInfo], image_size: int) -> Callable:
 
 
 def _accepts(fn: Callable, name: str) -> bool:
-    params = inspect.signature(fn).parameters
-    return name in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+    """Whether ``fn`` names the parameter ``name`` (a ``**kw`` catch-all does not count)."""
+    return name in inspect.signature(fn).parameters
 
 
 def build_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, split: Optional[str] = None,
@@ -154,12 +154,12 @@ def build_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
             ds.prompts = None           # explicit templates replace fixed sentences (PCAM)
     if classnames_file:
         ds.classes = read_classnames_file(classnames_file, len(ds.classes), f"dataset {info.name!r}")
-    ds.split = split
-    if getattr(ds, "name", None) in (None, ""):
-        try:
-            ds.name = info.name
-        except AttributeError:
-            pass
+    for attr, val in (("split", split), ("name", info.name)):
+        if getattr(ds, attr, None) in (None, ""):
+            try:
+                setattr(ds, attr, val)
+            except AttributeError:      # a read-only property on someone else's dataset class
+                pass
     return ds
 
 

@@ -38,9 +38,10 @@ class SubsetDataset(Dataset):
 
 def dataset_targets(dataset: Dataset) -> List[int]:
     """Labels of every item: ``.targets`` where the dataset has it, else read item by item."""
-    t = getattr(dataset, "targets", None)
-    if t is not None:
-        return [int(v) for v in t]
+    for attr in ("targets", "labels"):
+        t = getattr(dataset, attr, None)
+        if t is not None and not callable(t) and len(t) == len(dataset):
+            return [int(v) for v in t]
     out = []
     for i in range(len(dataset)):
         item = dataset[i]
