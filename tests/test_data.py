@@ -275,3 +275,104 @@ def test_folder_dataset_feeds_a_zero_shot_classifier(tmp_path, tiny_bundle):
     with torch.no_grad():
         logits = clf(images)
     assert logits.shape == (4, 3) and torch.isfinite(logits).all()
+
+
+# ------------------------------------------------------------------ torchvision-backed layouts (fake trees)
+def _fake_caltech101(r: Path):
+    for k, c in enumerate(["BACKGROUND_Google"] + [f"cat{k:03d}" for k in range(101)]):
+        _img(r / "caltech101" / "101_ObjectCategories" / c / "image_0001.jpg", k, size=(8, 8), fmt="JPEG")
+
+
+def _fake_caltech256(r: Path):
+    for k in range(257):
+        _img(r / "caltech256" / "256_ObjectCategories" / f"{k + 1:03d}.c{k}" / f"{k + 1:03d}_0001.jpg", k, (8, 8), "JPEG")
+
+
+def _fake_dtd(r: Path):
+    lines = []
+    for k, c in enumerate(benchmark_meta("dtd")["classes"]):
+        _img(r / "dtd" / "dtd" / "images" / c / f"{c}_0001.jpg", k, (8, 8), "JPEG")
+        lines.append(f"{c}/{c}_0001.jpg")
+    (r / "dtd" / "dtd" / "labels").mkdir(parents=True)
+    (r / "dtd" / "dtd" / "labels" / "test1.txt").write_text("\n".join(lines) + "\n")
+
+
+def _fake_food101(r: Path):
+    import json
+
+    meta = {}
+    for k, c in enumerate(benchmark_meta("food101")["classes"]):
+        folder = c.replace(" ", "_")
+        _img(r / "food-101" / "images" / folder / "1.jpg", k, (8, 8), "JPEG")
+        meta[folder] = [f"{folder}/1"]
+    (r / "food-101" / "meta").mkdir(parents=True)
+    (r / "food-101" / "meta" / "test.json").write_text(json.dumps(meta))
+
+
+def _fake_oxfordpet(r: Path):
+    lines = []
+    for k, c in enumerate(benchmark_meta("oxfordpet")["classes"]):
+        image_id = c.replace(" ", "_") + "_1"
+        _img(r / "oxford-iiit-pet" / "images" / f"{image_id}.jpg", k, (8, 8), "JPEG")
+        lines.append(f"{image_id} {k + 1} 1 1")
+    (r / "oxford-iiit-pet" / "annotations").mkdir(parents=True)
+    (r / "oxford-iiit-pet" / "annotations" / "test.txt").write_text("\n".join(lines) + "\n")
+
+
+def _fake_fgvc_aircraft(r: Path):
+    d = r / "fgvc-aircraft-2013b" / "data"
+    names = benchmark_meta("fgvc_aircraft")["classes"]
+    for k in range(len(names)):
+        _img(d / "images" / f"{k:07d}.jpg", k, (8, 8), "JPEG")
+    (d / "variants.txt").write_text("\n".join(names) + "\n")
+    (d / "images_variant_test.txt").write_text("".join(f"{k:07d} {n}\n" for k, n in enumerate(names)))
+
+
+def _fake_sun397(r: Path):
+    d = r / "SUN397"
+    names = [f"/{chr(97 + k % 26)}/c{k:03d}" for k in range(397)]
+    names.sort()
+    for k, n in enumerate(names):
+        _img(d / n.strip("/") / f"sun_{k:04d}.jpg", k, (8, 8), "JPEG")
+    (d / "ClassName.txt").write_text("\n".join(names) + "\n")
+
+
+def _fake_stanfordcars(r: Path):
+    import numpy as np
+    from scipy.io import savemat
+
+    d = r / "stanford_cars"
+    (d / "devkit").mkdir(parents=True)
+    names = [f"car {k}" for k in range(196)]
+    savemat(d / "devkit" / "cars_meta.mat", {"class_names": np.array(names, dtype=object)})
+    ann = np.zeros(3, dtype=[("fname", object), ("class", object)])
+    for k, c in enumerate((0, 5, 195)):
+        _img(d / "cars_test" / f"{k:05d}.jpg", k, (8, 8), "JPEG")
+        ann[k] = (f"{k:05d}.jpg", c + 1)
+    savemat(d / "cars_test_annos_withlabels.mat", {"annotations": ann})
+
+
+FAKES = {"caltech101": _fake_caltech101, "caltech256": _fake_caltech256, "dtd": _fake_dtd, "food101": _fake_food101,
+         "oxfordpet": _fake_oxfordpet, "fgvc_aircraft": _fake_fgvc_aircraft, "sun397": _fake_sun397,
+         "stanfordcars": _fake_stanfordcars}
+
+
+@pytest.mark.parametrize("name", sorted(FAKES))
+def test_torchvision_layouts(name, tmp_path):
+    """Each torchvision-backed benchmark loads from its documented layout with the protocol split,
+    the shipped class names, labels read without decoding images, and tensors in [0,1]."""
+    FAKES[name](tmp_path)
+    assert check_dataset(name, root=tmp_path, load=False)["status"] == "found"
+    ds = build_dataset(name, root=tmp_path, image_size=16)
+    assert ds.split == DATASETS.get(name).default_split
+    assert ds.classes == benchmark_meta(name)["classes"]
+    t = ds.targets
+    assert len(t) == len(ds) and all(0 <= y < len(ds.classes) for y in t)
+    x, y = ds[len(ds) - 1]
+    assert x.shape == (3, 16, 16) and 0 <= x.min() and x.max() <= 1 and y == t[-1]
+    if name == "stanfordcars":
+        assert t == [0, 5, 195]
+    elif name != "sun397":
+        assert sorted(set(t)) == list(range(len(ds.classes)))
+    else:                                            # files are sorted, so labels follow ClassName.txt order
+        assert t == sorted(t) and len(set(t)) == 397
