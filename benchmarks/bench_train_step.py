@@ -1,0 +1,303 @@
+#!/usr/bin/env python
+"""Training-step throughput and peak memory: ucat's step vs the research-style baseline vs the floor.
+
+For each method x precision x batch size it measures up to three variants, each as one JSON line:
+
+* ``ours``: ``ucat.methods.create_method(method, classifier, reference, attack)`` plus the
+  optimizer step, as ``ucat train`` runs it (cached text head, attack gradients w.r.t. the
+  input only);
+* ``baseline``: the research-style step of ``baseline.py`` (text tower re-encoded and
+  back-propagated through on every call, attack via ``loss.backward()``);
+* ``floor``: the image-tower passes one step cannot avoid, alone: ``attack_steps`` forward +
+  input-gradient passes, the method's trainable forward+backward passes, and its no-grad passes
+  of the frozen model (``FLOOR_PASSES``).
+
+then a ``summary`` line with the ratios (baseline/ours speed-up, ours/floor overhead, memory).
+On CPU every variant runs in a fresh subprocess (peak RSS; see common.py); on CUDA in-process.
+
+Example (this machine's paper-setting row)::
+
+    python benchmarks/bench_train_step.py --arch ViT-B-32 --methods ucat --batch 8 --classes 200 \
+        --attack-steps 2 --precision fp32 --baseline-reps 1 --baseline-warmup 0
+"""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+import common  # noqa: E402
+
+# Image-tower passes per step beyond the attack: (trainable forward+backward batches, frozen no-grad batches).
+# From each method's loss (the paper dossier §1.6 and §5): UCAT: f_theta(x_adv) and f_0(x); TeCoA:
+# f_theta(x_adv); FARE: f_theta(x_adv) and f_0(x); PMG-AFT: f_theta(x_adv), f_theta(x) and f_0(x_adv);
+# TGA-ZSR: f_theta(x_adv), f_theta(x), f_0(x_adv) and f_0(x); clean: f_theta(x), no attack.
+FLOOR_PASSES = {
+    "ucat": (1, 1), "tecoa": (1, 0), "fare": (1, 1), "pmg-aft": (2, 1), "tga-zsr": (2, 2), "clean": (1, 0),
+}
+NO_ATTACK = {"clean"}
+
+
+def build_parser():
+    p = common.base_parser(__doc__.splitlines()[1])
+    p.add_argument("--methods", type=common.str_list, default=["ucat", "tecoa"])
+    p.add_argument("--variants", type=common.str_list, default=["ours", "baseline", "floor"])
+    p.add_argument("--batch", type=common.int_list, default=[8])
+    p.add_argument("--classes", type=int, default=200)
+    p.add_argument("--attack-steps", type=int, default=2)
+    p.add_argument("--eps", type=float, default=1.0, help="in 1/255 units")
+    p.add_argument("--step-size", type=float, default=1.0, help="in 1/255 units")
+    p.add_argument("--precision", type=common.str_list, default=["fp32"], help="fp32,bf16,fp16")
+    p.add_argument("--baseline-warmup", type=int, default=None, help="default: --warmup")
+    p.add_argument("--baseline-reps", type=int, default=None, help="default: --reps")
+    p.add_argument("--isolate", default="auto", choices=["auto", "yes", "no"],
+                   help="fresh subprocess per variant (auto: on CPU)")
+    p.add_argument("--mem-limit-gb", type=float, default=None,
+                   help="CPU: cap each worker's extra address space (a larger config reports 'oom')")
+    p.add_argument("--worker-timeout", type=float, default=None, help="seconds per variant (isolated)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the trainable image tower (CUDA)")
+    p.add_argument("--flops", action="store_true", help="count the floor's FLOPs (batch 1) and report TFLOP/s")
+    p.add_argument("--worker", default=None, help=argparse_suppress())
+    return p
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+# --------------------------------------------------------------------------- variants
+
+def _setup_common(cfg, device):
+    from ucat.models import load_clip
+
+    torch.manual_seed(cfg["seed"])
+    bundle = load_clip(cfg["arch"], pretrained=None, device=device)
+    images, labels = common.random_batch(cfg["batch"], bundle.image_size, cfg["classes"], device, cfg["seed"])
+    return bundle, images, labels
+
+
+def _drop_text_tower(bundle):
+    """Free the text tower where it is not used (our step and the floor never run it)."""
+    for name in ("transformer", "token_embedding"):
+        if hasattr(bundle.model, name):
+            delattr(bundle.model, name)
+
+
+def _maybe_compile(encoder, cfg, device):
+    if cfg.get("compile") and device.type == "cuda":
+        encoder.visual = torch.compile(encoder.visual)
+    return encoder
+
+
+def make_ours(cfg, device):
+    """ucat's step, exactly as the trainer runs it."""
+    from ucat.attacks import create_attack
+    from ucat.config import to_fraction
+    from ucat.device import autocast
+    from ucat.methods import create_method
+    from ucat.models import ZeroShotClassifier
+
+    bundle, images, labels = _setup_common(cfg, device)
+    reference = copy.deepcopy(bundle.encoder).eval().requires_grad_(False)
+    encoder = _maybe_compile(bundle.encoder, cfg, device)
+    encoder.requires_grad_(True)
+    head = common.random_text_head(cfg["classes"], common.embed_dim(bundle), cfg["seed"], device)
+    classifier = ZeroShotClassifier(encoder, head, bundle.logit_scale)
+    _drop_text_tower(bundle)
+    attack = None
+    if cfg["method"] not in NO_ATTACK:
+        attack = create_attack("pgd", eps=to_fraction(cfg["eps"]), step_size=to_fraction(cfg["step_size"]),
+                               steps=cfg["attack_steps"])
+    method = create_method(cfg["method"], classifier, reference, attack)
+    method.to(device)
+    params = [p for p in classifier.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=1e-5, momentum=0.9)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg["precision"] == "fp16")
+    precision = cfg["precision"]
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with autocast(device, precision):
+            out = method(images, labels)
+        scaler.scale(out["loss"]).backward()
+        scaler.step(opt)
+        scaler.update()
+        return out
+
+    return step, None
+
+
+def make_baseline(cfg, device):
+    """The research-style step (benchmarks/baseline.py)."""
+    from baseline import ResearchStep
+    from ucat.config import to_fraction
+
+    bundle, images, labels = _setup_common(cfg, device)
+    steps = 0 if cfg["method"] in NO_ATTACK else cfg["attack_steps"]
+    research = ResearchStep(bundle, cfg["method"], cfg["classes"], to_fraction(cfg["eps"]),
+                            to_fraction(cfg["step_size"]), steps, cfg["precision"], device)
+    return (lambda: research(images, labels)), None
+
+
+def make_floor(cfg, device):
+    """The unavoidable image-tower passes of one step, nothing else (no loss, no optimizer)."""
+    from ucat.device import autocast
+
+    bundle, images, labels = _setup_common(cfg, device)
+    if cfg["method"] not in FLOOR_PASSES:
+        raise ValueError(f"no floor definition for method {cfg['method']!r}; add it to FLOOR_PASSES")
+    n_train, n_frozen = FLOOR_PASSES[cfg["method"]]
+    k = 0 if cfg["method"] in NO_ATTACK else cfg["attack_steps"]
+    frozen = copy.deepcopy(bundle.encoder).eval().requires_grad_(False)
+    encoder = _maybe_compile(bundle.encoder, cfg, device)
+    encoder.requires_grad_(True)
+    _drop_text_tower(bundle)
+    precision = cfg["precision"]
+
+    def passes(x):
+        for _ in range(k):                                   # attack: forward + input gradient
+            xa = x.detach().requires_grad_(True)
+            with autocast(device, precision):
+                out = encoder(xa).float().square().sum()
+            torch.autograd.grad(out, xa)
+        with autocast(device, precision):                     # trainable forward(s) + backward
+            loss = sum(encoder(x).float().square().mean() for _ in range(n_train))
+        loss.backward()
+        encoder.zero_grad(set_to_none=True)
+        with torch.no_grad(), autocast(device, precision):    # frozen reference, no grad
+            for _ in range(n_frozen):
+                frozen(x)
+
+    flops_fn = None
+    if cfg.get("flops"):
+        def flops_fn():
+            # FLOPs per image = F * (2 per attack pass + 3 per trainable pass + 1 per frozen pass),
+            # F = one forward (counted); a backward costs 2F with weight gradients, F without.
+            with torch.no_grad(), autocast(device, precision):
+                fwd = common.flop_count(lambda: frozen(images[:1]))
+            return fwd * (2 * k + 3 * n_train + n_frozen)
+    return (lambda: passes(images)), flops_fn
+
+
+VARIANTS = {"ours": make_ours, "baseline": make_baseline, "floor": make_floor}
+
+
+def measure(cfg, device):
+    """Build one variant, time it, measure its peak memory: one result dict."""
+    warmup, reps = cfg["warmup"], cfg["reps"]
+    rec = {"status": "ok"}
+    try:
+        t0 = time.perf_counter()
+        step, flops_fn = VARIANTS[cfg["variant"]](cfg, device)
+        rec["setup_s"] = round(time.perf_counter() - t0, 3)
+        if flops_fn is not None:
+            rec["flops_per_image"] = flops_fn()
+        mem = common.PeakMemory(device)
+        mem.start()
+        times = common.time_fn(step, device, warmup=warmup, reps=reps)
+        rec.update(mem.stop())
+        rec.update(common.summarize(times))
+        rec["images_per_s"] = cfg["batch"] / rec["median_s"]
+    except Exception as e:  # one failing variant must not hide the others
+        rec["status"] = "oom" if common.is_oom(e) else "error"
+        rec["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+        if rec["status"] == "error":
+            rec["traceback"] = traceback.format_exc(limit=4)[-1500:]
+    finally:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return rec
+
+
+def worker_main(payload: str) -> int:
+    cfg = json.loads(payload)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg["threads"]))
+    from ucat.device import resolve_device
+
+    device = resolve_device(cfg["device"])
+    common.limit_address_space(cfg.get("mem_limit_gb"))
+    rec = measure(cfg, device)
+    print(json.dumps(rec), flush=True)
+    return 0
+
+
+def summary_line(base, results):
+    ours, bl, fl = (results.get(v, {}) for v in ("ours", "baseline", "floor"))
+    ok = lambda r: r.get("status") == "ok"  # noqa: E731
+    s = dict(base, bench="train_step", variant="summary")
+    if ok(ours) and ok(bl):
+        s["speedup_vs_baseline"] = round(bl["median_s"] / ours["median_s"], 3)
+        if bl.get("peak_mem_bytes") and ours.get("peak_mem_bytes"):
+            s["mem_ratio_ours_over_baseline"] = round(ours["peak_mem_bytes"] / bl["peak_mem_bytes"], 4)
+    if ok(ours) and ok(fl):
+        s["overhead_over_floor"] = round(ours["median_s"] / fl["median_s"] - 1.0, 4)
+    if ok(fl) and fl.get("flops_per_image"):
+        flops_step = fl["flops_per_image"] * base["batch"]
+        s["floor_tflop_per_step"] = round(flops_step / 1e12, 4)
+        if ok(ours):
+            s["ours_tflops"] = round(flops_step / ours["median_s"] / 1e12, 2)
+            peak = base.get("dense_bf16_peak_tflops")
+            if peak:
+                s["ours_fraction_of_bf16_peak"] = round(flops_step / ours["median_s"] / 1e12 / peak, 4)
+    return s
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.worker:
+        return worker_main(args.worker)
+    if args.smoke:
+        args.arch, args.batch, args.classes, args.warmup, args.reps = "ucat-tiny", [4], 10, 0, 1
+        args.methods = args.methods if args.methods != ["ucat", "tecoa"] else ["ucat"]
+        args.flops = True
+        if args.isolate == "auto":
+            args.isolate = "no"           # seconds, not a fresh interpreter per variant
+    device = common.init_torch(args)
+    isolate = common.should_isolate(args.isolate, device)
+    machine = common.machine_info(device)
+    failures = 0
+    for precision in args.precision:
+        from ucat.device import check_precision
+
+        check_precision(precision, device)
+        for batch in args.batch:
+            for method in args.methods:
+                base = {"bench": "train_step", "method": method, "arch": args.arch, "batch": batch,
+                        "classes": args.classes, "attack_steps": args.attack_steps, "eps_255": args.eps,
+                        "step_size_255": args.step_size, "precision": precision, "device": str(device),
+                        "compile": bool(args.compile), "isolated": isolate,
+                        "dense_bf16_peak_tflops": common.dense_bf16_peak_tflops(device)}
+                results = {}
+                for variant in args.variants:
+                    is_bl = variant == "baseline"
+                    warmup = args.baseline_warmup if (is_bl and args.baseline_warmup is not None) else args.warmup
+                    reps = args.baseline_reps if (is_bl and args.baseline_reps is not None) else args.reps
+                    cfg = dict(base, variant=variant, warmup=warmup, reps=reps, seed=args.seed,
+                               device=str(device), threads=args.threads, mem_limit_gb=args.mem_limit_gb,
+                               eps=args.eps, step_size=args.step_size,
+                               flops=bool(args.flops and variant == "floor"))
+                    if isolate:
+                        rec = common.run_worker(Path(__file__), cfg, timeout=args.worker_timeout)
+                    else:
+                        rec = measure(cfg, device)
+                    results[variant] = rec
+                    if rec.get("status") not in ("ok", "oom"):
+                        failures += 1
+                    common.emit(dict(base, variant=variant, warmup=warmup, reps=reps, **rec,
+                                     machine=machine), args.jsonl)
+                common.emit(dict(summary_line(base, results), machine=machine), args.jsonl)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Smoke tests: every benchmark script runs in --smoke mode and prints well-formed JSON lines.
+
+The numbers are not checked (CPU timings are noise here); the structure and the invariants of the
+records are. Each script's ``main`` runs in-process (seconds); one test runs the isolated
+subprocess path that CPU peak-memory numbers rely on.
+"""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+
+def _lines(capsys):
+    out = capsys.readouterr().out
+    recs = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert recs, f"no JSON lines printed: {out[-500:]}"
+    for r in recs:
+        assert r["schema"] == "ucat-bench/1"
+        assert "date" in r and "bench" in r
+    return recs
+
+
+def test_train_step_smoke(capsys, tmp_path):
+    import bench_train_step
+
+    jsonl = tmp_path / "b.jsonl"
+    rc = bench_train_step.main(["--smoke", "--device", "cpu", "--jsonl", str(jsonl)])
+    recs = _lines(capsys)
+    assert rc == 0, recs
+    by_variant = {r["variant"]: r for r in recs}
+    assert set(by_variant) == {"ours", "baseline", "floor", "summary"}
+    for v in ("ours", "baseline", "floor"):
+        r = by_variant[v]
+        assert r["status"] == "ok", r
+        assert r["median_s"] > 0 and r["images_per_s"] == pytest.approx(r["batch"] / r["median_s"])
+        assert r["machine"]["torch"] and r["precision"] == "fp32" and r["arch"] == "ucat-tiny"
+    s = by_variant["summary"]
+    assert s["speedup_vs_baseline"] == pytest.approx(
+        by_variant["baseline"]["median_s"] / by_variant["ours"]["median_s"], rel=1e-2)
+    # FLOPs of the UCAT floor per image: 2 attack passes (2F each) + 3F + 1F = 8 forwards
+    assert by_variant["floor"]["flops_per_image"] > 0
+    assert by_variant["floor"]["flops_per_image"] % 8 == 0
+    assert len(jsonl.read_text().splitlines()) == len(recs)
+
+
+def test_train_step_isolated_worker_reports_memory(capsys):
+    import bench_train_step
+
+    rc = bench_train_step.main(["--smoke", "--device", "cpu", "--isolate", "yes", "--variants", "floor",
+                                "--threads", "1"])
+    recs = _lines(capsys)
+    assert rc == 0, recs
+    floor = next(r for r in recs if r["variant"] == "floor")
+    assert floor["status"] == "ok", floor
+    assert floor["isolated"] is True
+    assert floor["peak_rss_bytes"] >= floor["rss_after_setup_bytes"] > 0
+    assert floor["peak_mem_bytes"] == floor["peak_rss_bytes"] - floor["rss_after_setup_bytes"]
+
+
+def test_unknown_method_is_reported_not_crashed(capsys):
+    import bench_train_step
+
+    rc = bench_train_step.main(["--smoke", "--device", "cpu", "--methods", "nope", "--variants", "floor"])
+    recs = _lines(capsys)
+    assert rc == 1
+    assert "no floor definition" in recs[0]["error"]
+
+
+def test_eval_smoke(capsys):
+    import bench_eval
+
+    rc = bench_eval.main(["--smoke", "--device", "cpu"])
+    recs = _lines(capsys)
+    assert rc == 0, [r for r in recs if r.get("status") not in (None, "ok")]
+    attacks = [r for r in recs if r["bench"] == "eval_attack" and r["variant"] != "summary"]
+    assert {(r["attack"], r["variant"]) for r in attacks} == {
+        ("pgd", "ours"), ("pgd", "baseline"), ("pgd", "ours-frozen"), ("cw", "ours"), ("cw", "ours-frozen")}
+    assert all(r["s_per_image"] > 0 for r in attacks)
+    full = [r for r in recs if r["bench"] == "eval_full"]
+    assert len(full) == 1 and full[0]["status"] == "ok" and full[0]["rc"] == 0
+
+
+def test_text_head_smoke(capsys):
+    import bench_text_head
+
+    rc = bench_text_head.main(["--smoke", "--device", "cpu"])
+    recs = _lines(capsys)
+    assert rc == 0
+    build = next(r for r in recs if r["variant"] == "build")
+    assert build["prompts"] == build["classes"] * build["templates"] == 10
+    assert build["s_per_prompt"] == pytest.approx(build["median_s"] / 10)
+    cache = next(r for r in recs if r["variant"] == "cache")
+    assert cache["hit_equals_miss"] is True
+
+
+def test_scaling_smoke(capsys):
+    import bench_scaling
+
+    rc = bench_scaling.main(["--smoke", "--device", "cpu"])
+    recs = _lines(capsys)
+    assert rc == 0
+    summaries = {r["sweep"]: r for r in recs if r.get("variant") == "summary"}
+    assert set(summaries) == {"classes", "batch"}
+    assert summaries["classes"]["max_over_min"] >= 1.0
+    assert summaries["classes"]["classes"] == [10, 1000]
+
+
+def test_run_all_rejects_unknown_benchmark():
+    import run_all
+
+    with pytest.raises(SystemExit):
+        run_all.main(["--only", "bench_nope"])
