@@ -210,6 +210,11 @@ def test_data_check_cli_present_and_missing(tmp_path, capsys):
     assert "missing or broken: imagenet" in out
     rep = check_dataset("imagenet", root=tmp_path / "empty")
     assert rep["status"] == "missing" and rep["path"] == str(tmp_path / "empty" / "imagenet" / "val")
+    assert check_dataset(str(tmp_path / "no_such_folder"))["status"] == "missing"
+    expand_datasets([])                                                    # registers generated datasets too
+    generated = [n for n in DATASETS.names() if not DATASETS.get(n).needs_root]
+    for n in generated[:1]:
+        assert check_dataset(n)["status"] == "generated"                   # needs no data root
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
     assert "zs16: tinyimagenet cifar10" in out and "sun397" in out

@@ -172,9 +172,12 @@ def check_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
     """
     _ensure_registered()
     if name not in DATASETS and is_path_dataset(name):
-        rep = dict(name=name, split=split, path=str(Path(name).expanduser()), layout=CSV_LAYOUT if name.lower().endswith(
-            ".csv") else FOLDER_LAYOUT, how_to_get="your own data", detail="")
-        info = None
+        path = Path(name).expanduser()
+        rep = dict(name=name, split=split, path=str(path), layout=CSV_LAYOUT if name.lower().endswith(".csv")
+                   else FOLDER_LAYOUT, how_to_get="your own data", detail="")
+        if not path.exists():
+            rep.update(status="missing", detail=f"expected {path}")
+            return rep
     else:
         info = DATASETS.get(name)
         split = split or info.default_split
