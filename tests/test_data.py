@@ -324,9 +324,11 @@ def _fake_oxfordpet(r: Path):
     (r / "oxford-iiit-pet" / "annotations" / "test.txt").write_text("\n".join(lines) + "\n")
 
 
-def _fake_fgvc_aircraft(r: Path):
+def _fake_fgvc_aircraft(r: Path, swap: bool = False):
     d = r / "fgvc-aircraft-2013b" / "data"
     names = benchmark_meta("fgvc_aircraft")["classes"]
+    if swap:                                            # a release whose label order differs from ucat's names
+        names[3], names[4] = names[4], names[3]
     for k in range(len(names)):
         _img(d / "images" / f"{k:07d}.jpg", k, (8, 8), "JPEG")
     (d / "variants.txt").write_text("\n".join(names) + "\n")
@@ -335,8 +337,7 @@ def _fake_fgvc_aircraft(r: Path):
 
 def _fake_sun397(r: Path):
     d = r / "SUN397"
-    names = [f"/{chr(97 + k % 26)}/c{k:03d}" for k in range(397)]
-    names.sort()
+    names = [f"/{c[0]}/{c.replace(' ', '_')}" for c in benchmark_meta("sun397")["classes"]]
     for k, n in enumerate(names):
         _img(d / n.strip("/") / f"sun_{k:04d}.jpg", k, (8, 8), "JPEG")
     (d / "ClassName.txt").write_text("\n".join(names) + "\n")
@@ -348,7 +349,7 @@ def _fake_stanfordcars(r: Path):
 
     d = r / "stanford_cars"
     (d / "devkit").mkdir(parents=True)
-    names = [f"car {k}" for k in range(196)]
+    names = [c.title() for c in benchmark_meta("stanfordcars")["classes"]]
     savemat(d / "devkit" / "cars_meta.mat", {"class_names": np.array(names, dtype=object)})
     ann = np.zeros(3, dtype=[("fname", object), ("class", object)])
     for k, c in enumerate((0, 5, 195)):
@@ -368,7 +369,9 @@ def test_torchvision_layouts(name, tmp_path):
     the shipped class names, labels read without decoding images, and tensors in [0,1]."""
     FAKES[name](tmp_path)
     assert check_dataset(name, root=tmp_path, load=False)["status"] == "found"
-    ds = build_dataset(name, root=tmp_path, image_size=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                  # the data's own names agree with the shipped ones
+        ds = build_dataset(name, root=tmp_path, image_size=16)
     assert ds.split == DATASETS.get(name).default_split
     assert ds.classes == benchmark_meta(name)["classes"]
     t = ds.targets
@@ -379,5 +382,11 @@ def test_torchvision_layouts(name, tmp_path):
         assert t == [0, 5, 195]
     elif name != "sun397":
         assert sorted(set(t)) == list(range(len(ds.classes)))
-    else:                                            # files are sorted, so labels follow ClassName.txt order
-        assert t == sorted(t) and len(set(t)) == 397
+    else:
+        assert sorted(set(t)) == list(range(397))
+
+
+def test_label_order_mismatch_with_the_shipped_names_warns(tmp_path):
+    _fake_fgvc_aircraft(tmp_path, swap=True)
+    with pytest.warns(UserWarning, match=r"label 3 .*\(2 labels differ\)"):
+        build_dataset("fgvc_aircraft", root=tmp_path)

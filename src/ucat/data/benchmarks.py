@@ -13,6 +13,8 @@ Every entry states the folder it expects under the data root, its layout and how
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -40,8 +42,23 @@ def _meta_dataset_kwargs(name: str, transform, strict: bool):
     return meta, dict(prompts=meta.get("prompts"), transform=transform, strict=strict, name=name)
 
 
+def _norm(name: str) -> str:
+    return " ".join(re.sub(r"[_\-/]+", " ", name.lower()).split())
+
+
+def _compare_names(name: str, found: List[str], shipped: List[str]) -> None:
+    """Warn when the data's own class names disagree with the shipped ones (a different label order)."""
+    bad = [i for i, (a, b) in enumerate(zip(found, shipped)) if _norm(a) != _norm(b)]
+    if bad:
+        i = bad[0]
+        warnings.warn(f"dataset {name!r}: the data names label {i} {found[i]!r} but ucat's class names say "
+                      f"{shipped[i]!r} ({len(bad)} labels differ); the labels may not match the prompts. Check the "
+                      f"release, or pass classnames_file with the data's names", stacklevel=3)
+
+
 def _torchvision(name: str, cls_name: str, split_kwargs: Callable[[str], dict],
-                 targets_fn: Optional[Callable] = None, order_fn: Optional[Callable] = None) -> Callable:
+                 targets_fn: Optional[Callable] = None, order_fn: Optional[Callable] = None,
+                 names_from_data: bool = False) -> Callable:
     """A builder over ``torchvision.datasets.<cls_name>`` returning PIL images to our wrapper."""
 
     def builder(root: Path, split: str, transform=None, download: bool = False, strict: bool = False, **kw):
@@ -60,6 +77,8 @@ def _torchvision(name: str, cls_name: str, split_kwargs: Callable[[str], dict],
         if found is not None and len(found) != len(meta["classes"]):
             raise ValueError(f"dataset {name!r} at {root} has {len(found)} classes but ucat's class names list "
                              f"{len(meta['classes'])}; the files are not the standard {cls_name} release")
+        if found is not None and names_from_data:
+            _compare_names(name, [str(c) for c in found], meta["classes"])
         order = order_fn(base) if order_fn else None
         return WrappedDataset(base, meta["classes"], [meta["template"]], targets_fn=targets_fn, order=order, **dkw)
 
@@ -98,13 +117,13 @@ def _sorted_files(base) -> Optional[List[int]]:
 
 
 def _register_tv(name, cls_name, *, splits, default, split_kwargs, markers, layout, how, resize="crop",
-                 targets_fn=None, order_fn=None, downloadable=True):
+                 targets_fn=None, order_fn=None, downloadable=True, names_from_data=True):
     meta = benchmark_meta(name)
     register_dataset(
         name, num_classes=len(meta["classes"]), layout=layout, how_to_get=how, default_split=default,
         splits=tuple(splits), extra=dict(resize=resize, check=_markers(*markers), downloadable=downloadable,
                                          ensemble=meta["ensemble"], loader=f"torchvision.datasets.{cls_name}"),
-    )(_torchvision(name, cls_name, split_kwargs, targets_fn, order_fn))
+    )(_torchvision(name, cls_name, split_kwargs, targets_fn, order_fn, names_from_data))
 
 
 _TV = "torchvision downloads it: pass download=True (ucat ... --download)"
@@ -129,7 +148,7 @@ _register_tv("oxfordpet", "OxfordIIITPet", splits=("test", "trainval"), default=
              layout="oxford-iiit-pet/images/*.jpg, oxford-iiit-pet/annotations/{trainval,test}.txt",
              how=f"{_TV}, or extract images.tar.gz and annotations.tar.gz from https://www.robots.ox.ac.uk/~vgg/data/pets/ "
                  "into oxford-iiit-pet/")
-_register_tv("flowers102", "Flowers102", splits=("test", "train", "val"), default="test", split_kwargs=_split_arg,
+_register_tv("flowers102", "Flowers102", names_from_data=False, splits=("test", "train", "val"), default="test", split_kwargs=_split_arg,
              markers=("flowers-102/jpg", "flowers-102/imagelabels.mat", "flowers-102/setid.mat"),
              layout="flowers-102/jpg/image_*.jpg, flowers-102/imagelabels.mat, flowers-102/setid.mat (needs scipy)",
              how=f"{_TV}, or get 102flowers.tgz, imagelabels.mat, setid.mat from "
@@ -138,7 +157,7 @@ _register_tv("dtd", "DTD", splits=("test", "train", "val"), default="test", spli
              markers=("dtd/dtd/images", "dtd/dtd/labels"),
              layout="dtd/dtd/images/<class>/*.jpg, dtd/dtd/labels/{train,val,test}1.txt (option partition=1..10)",
              how=f"{_TV}, or extract https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz into dtd/")
-_register_tv("eurosat", "EuroSAT", splits=("all",), default="all", split_kwargs=_no_split,
+_register_tv("eurosat", "EuroSAT", names_from_data=False, splits=("all",), default="all", split_kwargs=_no_split,
              markers=("eurosat/2750",), layout="eurosat/2750/<class>/*.jpg (10 classes, RGB)",
              how=f"{_TV}, or extract EuroSAT.zip (RGB) from https://github.com/phelber/EuroSAT into eurosat/")
 _register_tv("fgvc_aircraft", "FGVCAircraft", splits=("test", "train", "val", "trainval"), default="test",
@@ -146,12 +165,12 @@ _register_tv("fgvc_aircraft", "FGVCAircraft", splits=("test", "train", "val", "t
              markers=("fgvc-aircraft-2013b/data/images", "fgvc-aircraft-2013b/data/variants.txt"),
              layout="fgvc-aircraft-2013b/data/{images/,variants.txt,images_variant_<split>.txt}",
              how=f"{_TV}, or extract https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz")
-_register_tv("caltech101", "Caltech101", splits=("all",), default="all", split_kwargs=_no_split,
+_register_tv("caltech101", "Caltech101", names_from_data=False, splits=("all",), default="all", split_kwargs=_no_split,
              markers=("caltech101/101_ObjectCategories",),
              layout="caltech101/101_ObjectCategories/<class>/image_*.jpg (BACKGROUND_Google is dropped)",
              how=f"{_TV}, or extract 101_ObjectCategories.tar.gz from https://data.caltech.edu/records/mzrjq-6wc02 "
                  "into caltech101/")
-_register_tv("caltech256", "Caltech256", splits=("all",), default="all", split_kwargs=_no_split,
+_register_tv("caltech256", "Caltech256", names_from_data=False, splits=("all",), default="all", split_kwargs=_no_split,
              markers=("caltech256/256_ObjectCategories",),
              layout="caltech256/256_ObjectCategories/NNN.<class>/NNN_*.jpg (257 classes incl. clutter)",
              how=f"{_TV}, or extract 256_ObjectCategories.tar from https://data.caltech.edu/records/nyy15-4j048 "
@@ -163,7 +182,7 @@ _register_tv("stanfordcars", "StanfordCars", splits=("test", "train"), default="
              how="the original URL is gone, so torchvision cannot download it; get the Stanford Cars release (e.g. the "
                  "Kaggle mirror 'stanford-car-dataset-by-classes-folder' or 'jessicali9530/stanford-cars-dataset') and "
                  "arrange it as the layout says", downloadable=False)
-_register_tv("pcam", "PCAM", splits=("test", "train", "val"), default="test", split_kwargs=_split_arg,
+_register_tv("pcam", "PCAM", names_from_data=False, splits=("test", "train", "val"), default="test", split_kwargs=_split_arg,
              markers=("pcam",), targets_fn=_pcam_targets,
              layout="pcam/camelyonpatch_level_2_split_{test,train,valid}_{x,y}.h5 (needs the h5py package)",
              how=f"{_TV} (pip install h5py first), or get the .h5 files from https://github.com/basveeling/pcam")
