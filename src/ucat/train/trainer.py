@@ -92,8 +92,10 @@ def _held_out_split(n: int, fraction: float, seed: int) -> Tuple[List[int], List
 
 
 def _default_split(name: str) -> Optional[str]:
-    from ..data import DATASETS
+    """``train`` for registered datasets that have it (build_dataset defaults to the test split)."""
+    from ..data import DATASETS, expand_datasets
 
+    expand_datasets([])   # makes sure every dataset module has registered its datasets
     if name in DATASETS:
         info = DATASETS.get(name)
         return "train" if "train" in info.splits else info.default_split
