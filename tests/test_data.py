@@ -148,6 +148,8 @@ def test_image_folder(tmp_path):
     root = _folder(tmp_path / "pets")
     ds = build_dataset(str(root), image_size=32)
     assert ds.classes == ["tabby cat", "golden retriever", "zebra"]          # sorted folders: 003.tabby-cat first
+    assert ds[0][0].shape == (3, 32, 32)
+    assert build_dataset(str(root), image_size=16, resize="squash")[0][0].shape == (3, 16, 16)
     assert ds.targets == [0, 0, 1, 1, 2, 2]
     names = tmp_path / "names.txt"
     names.write_text("cat\ndog\n\nzebra\n")
@@ -218,6 +220,11 @@ def test_data_check_cli_present_and_missing(tmp_path, capsys):
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
     assert "zs16: tinyimagenet cifar10" in out and "sun397" in out
+    assert main(["data", "show", "pcam"]) == 0
+    out = capsys.readouterr().out
+    assert "Tthis is a photo of healthy lymph node tissue." in out and "   1 lymph node containing" in out
+    assert main(["data", "show", "cifar11"]) == 2                          # one clear error line
+    assert "unknown dataset 'cifar11'" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ corrupt images and the loader

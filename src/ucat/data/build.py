@@ -74,10 +74,11 @@ def locate(info: DatasetInfo, root: Path, split: str):
     return check(root, split)
 
 
-def default_transform(info: Optional[DatasetInfo], image_size: int) -> Callable:
+def default_transform(info: Optional[DatasetInfo], image_size: int, resize: Optional[str] = None) -> Callable:
+    """The protocol transform: ``resize`` ("crop" | "squash") overrides the dataset's own."""
     from ..models import image_transform
 
-    resize = (info.extra.get("resize", "crop") if info is not None else "crop")
+    resize = resize or (info.extra.get("resize", "crop") if info is not None else "crop")
     return image_transform(image_size, resize)
 
 
@@ -89,7 +90,7 @@ def _accepts(fn: Callable, name: str) -> bool:
 def build_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, split: Optional[str] = None,
                   transform: Optional[Callable] = None, image_size: int = 224, download: bool = False,
                   templates: Union[None, str, Sequence[str]] = None, template: Optional[str] = None,
-                  classnames_file: Optional[str] = None, strict: bool = False, **kw):
+                  classnames_file: Optional[str] = None, strict: bool = False, resize: Optional[str] = None, **kw):
     """Build a labelled image dataset with ``.classes``, ``.templates`` and optional ``.prompts``.
 
     Args:
@@ -106,6 +107,8 @@ def build_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
         template: one template string with ``{}`` (wins over ``templates``).
         classnames_file: one class name per line, replacing the shipped/derived names (count checked).
         strict: raise on an unreadable image instead of skipping it (skips are counted).
+        resize: ``"crop"`` or ``"squash"`` to override the dataset's protocol resize (only used
+            when ``transform`` is None).
         **kw: passed to the dataset's builder (e.g. ``partition=2`` for DTD).
     """
     _ensure_registered()
@@ -115,7 +118,7 @@ def build_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
         if kw:
             raise ValueError(f"options {', '.join(kw)} do not apply to a folder or CSV dataset")
         path = Path(name).expanduser()
-        tf = transform or default_transform(None, image_size)
+        tf = transform or default_transform(None, image_size, resize)
         tpl = resolve_templates(spec, ["This is a photo of a {}"])
         if path.suffix.lower() == ".csv":
             return csv_dataset(path, split, tf, classnames_file, tpl, strict)
@@ -140,7 +143,7 @@ def build_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
         if not found and not (download and info.extra.get("downloadable")):
             raise FileNotFoundError(missing_message(info, root_path, expected, split))
         if transform is None:
-            transform = default_transform(info, image_size)
+            transform = default_transform(info, image_size, resize)
     else:
         root_path = Path(str(root).replace("{dataset}", info.name)) if root else None
     for opt, val in (("download", download), ("strict", strict), ("image_size", image_size)):

@@ -1,6 +1,7 @@
 """``ucat data``: list the datasets ucat knows, and check that they are where ucat expects them.
 
     ucat data list
+    ucat data show pcam                   # class names, prompts, layout, source of the names
     ucat data check                       # the paper's 16 (zs16) under $UCAT_DATA
     ucat data check cifar10 imagenet --data-root ~/data
     ucat data check zs16 --data-root '/datasets/{dataset}' --no-load
@@ -14,6 +15,9 @@ import json
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
     sub.add_parser("list", help="datasets, class counts, splits and collections")
+    show = sub.add_parser("show", help="one dataset's class names, prompts, splits, layout and source")
+    show.add_argument("name", help="a registry name, e.g. cifar10")
+    show.add_argument("--templates", default="paper", help="'paper' (default) or 'ensemble'")
     chk = sub.add_parser("check", help="per dataset: found / missing, with the exact path and layout expected")
     chk.add_argument("names", nargs="*", default=["zs16"],
                      help="dataset names, collections (zs16), folders or CSV files (default: zs16)")
@@ -27,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.action == "check":
         return _check(args)
+    if args.action == "show":
+        return _show(args.name, args.templates)
     if args.action in (None, "list"):
         return _list()
     raise ValueError(f"unknown action {args.action!r}; use 'ucat data list' or 'ucat data check'")
@@ -47,6 +53,34 @@ def _list() -> int:
     for name, members in COLLECTIONS.items():
         print(f"  {name}: {' '.join(members)}")
     print("\nAlso accepted as a dataset name: a folder (DIR/<class>/<image>) or a CSV file (path,label).")
+    return 0
+
+
+def _show(name: str, which: str) -> int:
+    from . import DATASETS
+    from .build import _ensure_registered
+    from .meta import benchmark_meta
+
+    _ensure_registered()
+    info = DATASETS.get(name)
+    print(f"{info.name}: {info.num_classes or '?'} classes; default split {info.default_split!r} "
+          f"(splits: {', '.join(info.splits)}); resize {info.extra.get('resize', '-')}")
+    print(f"layout: {info.layout}\nget it: {info.how_to_get}")
+    try:
+        meta = benchmark_meta(info.name)
+    except KeyError:
+        print("(class names come from the data itself)")
+        return 0
+    templates = meta["ensemble"] if which == "ensemble" else [meta["template"]]
+    if meta.get("prompts") and which != "ensemble":
+        print("prompts (fixed sentences, one per class):")
+        for c, p in zip(meta["classes"], meta["prompts"]):
+            print(f"  {c}: {' | '.join(p)}")
+    else:
+        print(f"templates ({which}, {len(templates)}): " + " | ".join(templates))
+    print(f"class names (source: {meta['source']}):")
+    for i, c in enumerate(meta["classes"]):
+        print(f"  {i:4d} {c}")
     return 0
 
 
