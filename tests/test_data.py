@@ -1,6 +1,5 @@
 """ucat.data: registry, shipped class names/templates, generated tiny trees for every own loader,
 own folders/CSVs, roots and missing-data messages, corrupt images, subsampling, ``ucat data``."""
-import os
 import warnings
 from pathlib import Path
 
@@ -120,12 +119,12 @@ def test_imagenet_tree_and_dataset_templating(tmp_path):
         build_dataset("imagenet", root=str(tmp_path / "{dataset}"))
 
 
-def test_torchvision_backed_eurosat_tree(tmp_path):
+def test_torchvision_backed_eurosat_tree(tmp_path, monkeypatch):
     folders = ["AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture", "PermanentCrop",
                "Residential", "River", "SeaLake"]
     for k, f in enumerate(folders):
         _img(tmp_path / "eurosat" / "2750" / f / f"{f}_1.jpg", k, size=(64, 64), fmt="JPEG")
-    os.environ["UCAT_DATA"] = str(tmp_path)                     # the env root (restored by the fixture)
+    monkeypatch.setenv("UCAT_DATA", str(tmp_path))              # the root from the environment
     ds = build_dataset("eurosat", image_size=32)
     assert ds.split == "all" and len(ds) == 10 and ds.targets == list(range(10))
     assert ds.classes[1] == "a forest" and ds.templates == ["A centered satellite photo of {}."]
