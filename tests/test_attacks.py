@@ -160,3 +160,79 @@ def test_pgd_perturb_under_autocast_and_sum_loss(tiny_classifier, batch):
                             x, EPS, 1 / 255, 2)
     assert x_adv.dtype == torch.float32
     assert (x_adv - x).abs().max() <= EPS + 1e-6
+
+
+# ---------------------------------------------------------------- uncertainty-targeted attack
+
+@pytest.mark.parametrize("score", ["entropy", "max-prob", "epistemic"])
+def test_uncertainty_attack_lowers_uncertainty_on_flipped_points(tiny_classifier, batch, score):
+    from ucat.attacks import UncertaintyAttack, uncertainty_score
+
+    x, y = batch
+    clf = tiny_classifier
+    torch.manual_seed(0)
+    x_adv = UncertaintyAttack(8 / 255, 2 / 255, 10, score=score)(clf, x, y)
+    torch.manual_seed(0)
+    x_pgd = PGD(8 / 255, 2 / 255, 10)(clf, x, y)
+    with torch.no_grad():
+        la, lp, lc = clf(x_adv), clf(x_pgd), clf(x)
+    flipped = la.argmax(-1) != y
+    assert flipped.float().mean() >= 0.5
+    u = lambda l: uncertainty_score(l, score, clf.logit_scale)  # noqa: E731
+    # more confident than on the clean images and than plain PGD's mistakes
+    assert u(la)[flipped].mean() < u(lc)[flipped].mean()
+    pgd_flipped = lp.argmax(-1) != y
+    assert u(la)[flipped].mean() < u(lp)[pgd_flipped].mean()
+    assert (x_adv - x).abs().max() <= 8 / 255 + 1e-6
+
+
+def test_uncertainty_score_reference_values():
+    from ucat.attacks import uncertainty_score
+
+    uniform = torch.zeros(1, 4)
+    assert uncertainty_score(uniform, "entropy", 100.0).item() == pytest.approx(1.0, abs=1e-6)
+    assert uncertainty_score(uniform, "max-prob", 100.0).item() == pytest.approx(0.75, abs=1e-6)
+    sharp = torch.tensor([[100.0, 0.0, 0.0, 0.0]])
+    assert uncertainty_score(sharp, "entropy", 100.0).item() < 1e-6
+    with pytest.raises(ValueError, match="choose one of"):
+        uncertainty_score(uniform, "variance", 100.0)
+
+
+# ---------------------------------------------------------------- AutoAttack adapter
+
+def _classifier_with(tiny_bundle, n_classes, seed):
+    from ucat.models import ZeroShotClassifier
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        head = F.normalize(tiny_bundle.encoder(torch.rand(n_classes, 3, 32, 32, generator=g)), dim=-1)
+    clf = ZeroShotClassifier(tiny_bundle.encoder, head, 100.0)
+    x = torch.rand(6, 3, 32, 32, generator=g)
+    with torch.no_grad():
+        y = clf(x).argmax(-1)
+    return clf, x, y
+
+
+@pytest.mark.parametrize("name", ["aa-paper", "aa-standard"])
+def test_autoattack_adapter_many_classes(tiny_bundle, name):
+    clf, x, y = _classifier_with(tiny_bundle, 5, seed=1)
+    attack = create_attack(name, eps=2 / 255, n_iter=5, n_queries=20)
+    for p in clf.parameters():
+        p.grad = torch.ones_like(p)
+    x_adv = attack(clf, x, y)
+    assert all(torch.equal(p.grad, torch.ones_like(p)) for p in clf.parameters())
+    assert all(p.requires_grad for p in clf.parameters())
+    assert attack.notes == [] or all("classes" not in n for n in attack.notes)
+    assert attack.last_run == attack.attacks_to_run
+    assert (x_adv - x).abs().max() <= 2 / 255 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    with torch.no_grad():
+        assert (clf(x_adv).argmax(-1) == y).float().mean() < 1.0
+
+
+def test_autoattack_two_classes_falls_back_to_ce(tiny_bundle):
+    clf, x, y = _classifier_with(tiny_bundle, 2, seed=2)
+    attack = create_attack("aa-paper", eps=2 / 255, n_iter=5)
+    x_adv = attack(clf, x, y)
+    assert attack.last_run == ["apgd-ce"]
+    assert any("2 classes" in n and "apgd-ce" in n for n in attack.notes)
+    assert (x_adv - x).abs().max() <= 2 / 255 + 1e-6

@@ -5,6 +5,9 @@ once with :func:`ucat.config.to_fraction`). See :mod:`ucat.attacks.base` for the
 """
 from .base import ATTACKS, Attack, check_images, create_attack, num_classes_of, pgd_perturb, sample_correct
 from .pgd import CW, PGD, PGDL2, margin
+from .autoattack import AutoAttackAdapter, AutoAttackPaper, AutoAttackStandard
+from .uncertainty import SCORES, UncertaintyAttack, uncertainty_score
 
-__all__ = ["ATTACKS", "Attack", "CW", "PGD", "PGDL2", "check_images", "create_attack", "margin",
-           "num_classes_of", "pgd_perturb", "sample_correct"]
+__all__ = ["ATTACKS", "Attack", "AutoAttackAdapter", "AutoAttackPaper", "AutoAttackStandard", "CW", "PGD", "PGDL2",
+           "SCORES", "UncertaintyAttack", "check_images", "create_attack", "margin", "num_classes_of", "pgd_perturb",
+           "sample_correct", "uncertainty_score"]
