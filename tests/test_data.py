@@ -222,6 +222,8 @@ def test_data_check_cli_present_and_missing(tmp_path, capsys):
     assert main(["data", "show", "pcam"]) == 0
     out = capsys.readouterr().out
     assert "Tthis is a photo of healthy lymph node tissue." in out and "   1 lymph node containing" in out
+    assert main(["data", "download", "imagenet", "--data-root", str(tmp_path)]) == 1   # no automatic download
+    assert "cannot be downloaded automatically" in capsys.readouterr().out
     assert main(["data", "show", "cifar11"]) == 2                          # one clear error line
     assert "unknown dataset 'cifar11'" in capsys.readouterr().err
 

@@ -126,7 +126,7 @@ def _register_tv(name, cls_name, *, splits, default, split_kwargs, markers, layo
     )(_torchvision(name, cls_name, split_kwargs, targets_fn, order_fn, names_from_data))
 
 
-_TV = "torchvision downloads it: pass download=True (ucat ... --download)"
+_TV = "torchvision downloads it: ucat data download NAME --data-root DIR (download=True)"
 
 _register_tv("cifar10", "CIFAR10", splits=("test", "train"), default="test",
              split_kwargs=lambda s: {"train": s == "train"}, markers=("cifar-10-batches-py/test_batch",),

@@ -5,6 +5,7 @@
     ucat data check                       # the paper's 16 (zs16) under $UCAT_DATA
     ucat data check cifar10 imagenet --data-root ~/data
     ucat data check zs16 --data-root '/datasets/{dataset}' --no-load
+    ucat data download cifar10 dtd --data-root ~/data   # what torchvision can fetch
 """
 from __future__ import annotations
 
@@ -26,11 +27,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     chk.add_argument("--split", default=None, help="split to check (default: each dataset's protocol split)")
     chk.add_argument("--no-load", action="store_true", help="only check paths; do not open the datasets")
     chk.add_argument("--json", action="store_true", help="print the report as JSON")
+    dl = sub.add_parser("download", help="let torchvision download datasets it can fetch into the data root")
+    dl.add_argument("names", nargs="+", help="dataset names or collections")
+    dl.add_argument("--data-root", default=None, help="where to put them ('{dataset}' allowed); default $UCAT_DATA")
+    dl.add_argument("--split", default=None, help="split to fetch (default: each dataset's protocol split)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "check":
         return _check(args)
+    if args.action == "download":
+        return _download(args)
     if args.action == "show":
         return _show(args.name, args.templates)
     if args.action in (None, "list"):
@@ -82,6 +89,29 @@ def _show(name: str, which: str) -> int:
     for i, c in enumerate(meta["classes"]):
         print(f"  {i:4d} {c}")
     return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from . import DATASETS
+    from .build import build_dataset, expand_datasets
+
+    failed = []
+    for name in expand_datasets(args.names):
+        info = DATASETS.get(name)
+        if not info.needs_root:
+            print(f"{info.name}: generated, nothing to download")
+            continue
+        if not info.extra.get("downloadable"):
+            print(f"{info.name}: cannot be downloaded automatically; {info.how_to_get}")
+            failed.append(info.name)
+            continue
+        try:
+            ds = build_dataset(name, root=args.data_root, split=args.split, download=True)
+            print(f"{info.name}: ready ({len(ds)} images, split {ds.split!r})")
+        except Exception as e:  # noqa: BLE001 - report every dataset, then fail at the end
+            print(f"{info.name}: download failed: {type(e).__name__}: {e}")
+            failed.append(info.name)
+    return 1 if failed else 0
 
 
 def _check(args: argparse.Namespace) -> int:
