@@ -1,5 +1,6 @@
 """ucat.data: registry, shipped class names/templates, generated tiny trees for every own loader,
 own folders/CSVs, roots and missing-data messages, corrupt images, subsampling, ``ucat data``."""
+import os
 import warnings
 from pathlib import Path
 
@@ -105,6 +106,8 @@ def test_tinyimagenet_tree(tmp_path):
     assert len(train) == 6 and sorted(set(train.targets)) == [0, 30, 199] and len(train.templates) == 80
     with pytest.raises(ValueError, match="no split 'test'"):
         build_dataset("tinyimagenet", root=root, split="test")
+    several = f"{tmp_path / 'elsewhere'}{os.pathsep}{root}"                 # first root holding it wins
+    assert len(build_dataset("tinyimagenet", root=several, image_size=32)) == 3
 
 
 def test_imagenet_tree_and_dataset_templating(tmp_path):

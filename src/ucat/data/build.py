@@ -49,16 +49,26 @@ def is_path_dataset(name: str) -> bool:
     return str(name).lower().endswith(".csv") or os.sep in str(name) or "/" in str(name) or Path(str(name)).is_dir()
 
 
-def resolve_root(info: DatasetInfo, root: Optional[Union[str, os.PathLike]] = None) -> Path:
-    """The data root for ``info``: ``root`` (with ``{dataset}``) or ``$UCAT_DATA``; error if neither."""
-    source = "root (--data-root)"
+def resolve_root(info: DatasetInfo, root: Optional[Union[str, os.PathLike]] = None,
+                 split: Optional[str] = None) -> Path:
+    """The data root for ``info``: ``root`` (with ``{dataset}``) or ``$UCAT_DATA``; error if neither.
+
+    Several roots may be given separated by ``os.pathsep`` (``:`` on Linux); the first one holding
+    the dataset wins (the first one when none does, so the error names it).
+    """
     if root is None or str(root) == "":
-        root, source = os.environ.get(ENV_ROOT) or None, f"${ENV_ROOT}"
+        root = os.environ.get(ENV_ROOT) or None
     if root is None:
         raise FileNotFoundError(
             f"no data root for dataset {info.name!r}: pass --data-root DIR (root=DIR) or set {ENV_ROOT}=DIR. "
             f"Under DIR it expects {info.layout}. How to get it: {info.how_to_get}")
-    return Path(str(root).replace("{dataset}", info.name)).expanduser()
+    text = os.fspath(root)
+    parts = [p for p in text.split(os.pathsep) if p] if isinstance(text, str) else [text]
+    roots = [Path(str(p).replace("{dataset}", info.name)).expanduser() for p in parts] or [Path(text)]
+    for r in roots:
+        if locate(info, r, split or info.default_split)[0]:
+            return r
+    return roots[0]
 
 
 def missing_message(info: DatasetInfo, root: Path, expected: Path, split: str) -> str:
@@ -138,7 +148,7 @@ def build_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
         raise ValueError(f"dataset {info.name!r} has no split {split!r}; its splits: {', '.join(info.splits)}{whole}")
     call: Dict = dict(kw)
     if info.needs_root:
-        root_path = resolve_root(info, root)
+        root_path = resolve_root(info, root, split)
         found, expected = locate(info, root_path, split)
         if not found and not (download and info.extra.get("downloadable")):
             raise FileNotFoundError(missing_message(info, root_path, expected, split))
@@ -189,7 +199,7 @@ def check_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
             rep.update(status="generated", detail="generated on the fly; needs no data root")
             return rep
         try:
-            root_path = resolve_root(info, root)
+            root_path = resolve_root(info, root, split)
         except FileNotFoundError as e:
             rep.update(status="missing", detail=str(e).split(":")[0] + ": pass --data-root DIR or set UCAT_DATA")
             return rep
