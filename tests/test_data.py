@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from ucat.cli import main
-from ucat.data import (DATASETS, ZS16, UnreadableImageError, benchmark_meta, build_dataset, check_dataset,
+from ucat.data import (DATASETS, ZS16, UnreadableImageError, benchmark_meta, build_dataset, check_dataset, describe,
                        expand_datasets, make_loader, readable, subsample)
 
 COUNTS = dict(tinyimagenet=200, cifar10=10, cifar100=100, stl10=10, food101=101, oxfordpet=37, flowers102=102, dtd=47,
@@ -162,6 +162,14 @@ def test_image_folder(tmp_path):
         build_dataset(str(root), classnames_file=str(names))
     with pytest.raises(ValueError, match="placeholder"):
         build_dataset(str(root), template="a photo")
+    tfile = tmp_path / "templates.txt"
+    tfile.write_text("# mine\na photo of a {}.\n\na drawing of a {}.\n")
+    ds2 = build_dataset(str(root), templates=str(tfile))
+    assert ds2.templates == ["a photo of a {}.", "a drawing of a {}."]
+    d1, d2 = describe(ds), describe(ds2)
+    assert d1["num_classes"] == 3 and d1["n_images"] == 6 and d1["templates"] == ["a photo of a {}, a pet."]
+    assert d1["text_fingerprint"] != d2["text_fingerprint"] == describe(build_dataset(str(root), templates=str(tfile)))[
+        "text_fingerprint"]
     with pytest.raises(FileNotFoundError, match="does not exist"):
         build_dataset(str(tmp_path / "nope"))
 

@@ -11,18 +11,18 @@
 """
 from .registry import COLLECTIONS, DATASETS, DatasetInfo, register_collection, register_dataset
 from .base import FileListDataset, LabeledImageDataset, UnreadableImageError, WrappedDataset
-from .meta import benchmark_meta, classnames, ensemble_templates, readable
+from .meta import benchmark_meta, classnames, ensemble_templates, readable, text_fingerprint
 from . import benchmarks as _benchmarks  # noqa: F401  (registers the 16 benchmarks and the zs16 collection)
 from .benchmarks import ZS16
-from .build import ENV_ROOT, build_dataset, check_dataset, expand_datasets, resolve_root
+from .build import ENV_ROOT, build_dataset, check_dataset, describe, expand_datasets, resolve_root
 from .folder import csv_dataset, image_folder, read_classnames_file
 from .loader import SubsetDataset, collate_skip_unreadable, dataset_targets, make_loader, subsample
 
 __all__ = [
     "COLLECTIONS", "DATASETS", "DatasetInfo", "register_collection", "register_dataset",
     "FileListDataset", "LabeledImageDataset", "UnreadableImageError", "WrappedDataset",
-    "benchmark_meta", "classnames", "ensemble_templates", "readable", "ZS16",
-    "ENV_ROOT", "build_dataset", "check_dataset", "expand_datasets", "resolve_root",
+    "benchmark_meta", "classnames", "ensemble_templates", "readable", "text_fingerprint", "ZS16",
+    "ENV_ROOT", "build_dataset", "check_dataset", "describe", "expand_datasets", "resolve_root",
     "csv_dataset", "image_folder", "read_classnames_file",
     "SubsetDataset", "collate_skip_unreadable", "dataset_targets", "make_loader", "subsample",
 ]

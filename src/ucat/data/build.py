@@ -221,3 +221,16 @@ def check_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
     except Exception as e:  # noqa: BLE001 - a check reports every failure instead of stopping
         rep.update(status="error", detail=f"{type(e).__name__}: {e}")
     return rep
+
+
+def describe(ds) -> Dict:
+    """What a results file should record about a dataset: name, split, size, classes, prompts and a
+    fingerprint of the class names + templates (two runs with different prompts differ here)."""
+    from .meta import text_fingerprint
+
+    classes = list(getattr(ds, "classes", []))
+    templates = list(getattr(ds, "templates", []) or [])
+    prompts = getattr(ds, "prompts", None)
+    return dict(name=getattr(ds, "name", None), split=getattr(ds, "split", None), n_images=len(ds),
+                num_classes=len(classes), templates=templates, fixed_prompts=prompts is not None,
+                text_fingerprint=text_fingerprint(classes, templates, prompts))

@@ -46,11 +46,14 @@ def ensemble_templates(name: Optional[str] = None) -> List[str]:
 def resolve_templates(spec: Union[None, str, Sequence[str]], paper: Sequence[str],
                       ensemble: Optional[Sequence[str]] = None) -> List[str]:
     """``None``/``"paper"`` -> the paper's template(s); ``"ensemble"`` -> CLIP's ensemble (ImageNet's
-    80 when the dataset has none); a string with ``{}`` -> that one template; a list -> that list."""
+    80 when the dataset has none); a string with ``{}`` -> that one template; a ``.txt`` path -> one
+    template per line; a list -> that list."""
     if spec is None or spec == "paper":
         return list(paper)
     if spec == "ensemble":
         return list(ensemble) if ensemble else ensemble_templates()
+    if isinstance(spec, str) and "{" not in spec and spec.lower().endswith(".txt"):
+        spec = read_templates_file(spec)
     if isinstance(spec, str):
         spec = [spec]
     out = [str(t) for t in spec]
@@ -61,6 +64,27 @@ def resolve_templates(spec: Union[None, str, Sequence[str]], paper: Sequence[str
         raise ValueError(f"template {bad[0]!r} has no '{{}}' placeholder for the class name, "
                          f"e.g. 'a photo of a {{}}.'; or pass templates='paper' or 'ensemble'")
     return out
+
+
+def read_templates_file(path: str) -> List[str]:
+    """One template per line (blank lines and ``#`` comments skipped)."""
+    from pathlib import Path
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"templates file {p} does not exist; give a text file with one template such as "
+                                f"'a photo of a {{}}.' per line, or 'paper' / 'ensemble'")
+    lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
+    return [ln for ln in lines if ln and not ln.startswith("#")]
+
+
+def text_fingerprint(classes: Sequence[str], templates: Sequence[str], prompts=None) -> str:
+    """A short hash of what the text head is built from (class names, templates, prompts), for reports."""
+    import hashlib
+
+    blob = json.dumps({"classes": list(classes), "templates": list(templates),
+                       "prompts": [list(p) for p in prompts] if prompts is not None else None}, sort_keys=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
 def readable(name: str) -> str:
