@@ -63,6 +63,7 @@ class AutoAttackAdapter(Attack):
 
     name = "autoattack"
     uses_backward = True   # FAB calls .backward(): parameter grads are saved and restored
+    at_least_as_strong_as = ("pgd",)
     attacks_to_run: List[str] = []
 
     def __init__(self, eps: float, step_size: float = 0.0, steps: int = 100, norm: str = "linf",

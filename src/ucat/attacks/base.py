@@ -154,6 +154,11 @@ class Attack:
     #: True for attacks that call ``.backward()`` internally (third-party code); their
     #: parameter gradients are saved before and restored after.
     uses_backward: bool = False
+    #: attacks this one should be at least as strong as (its robust accuracy not above theirs beyond
+    #: noise); the evaluator checks it generically and warns.
+    at_least_as_strong_as: tuple = ()
+    #: False for attacks without a perturbation budget (evaluated once, at eps 0).
+    uses_eps: bool = True
 
     def __init__(self, eps: float, step_size: float = 0.0, steps: int = 0, norm: str = "linf"):
         check_budget(eps, step_size, steps, norm)
@@ -206,6 +211,20 @@ def _restore_grads(saved: list) -> None:
             obj.detach().copy_(value)
             if p.grad is not obj:
                 p.grad = obj
+
+
+@ATTACKS.register("none")
+class NoAttack(Attack):
+    """The identity "attack": evaluation on clean images only (its robust metrics equal the clean ones)."""
+
+    name = "none"
+    uses_eps = False
+
+    def __init__(self, eps: float = 0.0, step_size: float = 0.0, steps: int = 0, norm: str = "linf", **kw):
+        super().__init__(0.0, 0.0, 0, norm)
+
+    def perturb(self, classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return images.clone()
 
 
 def create_attack(name: str, eps: float, step_size: Optional[float] = None, steps: int = 10, **kw) -> Attack:

@@ -1,0 +1,6 @@
+"""Robust + calibrated zero-shot evaluation (``ucat eval``): logits once, pure metrics, JSON/CSV/Markdown/PNG."""
+from .evaluator import EvalConfig, Evaluator, ModelSpec, run_eval, sanity_checks, split_metrics
+from .report import summary_csv, summary_rows, summary_table, write_summary
+
+__all__ = ["EvalConfig", "Evaluator", "ModelSpec", "run_eval", "sanity_checks", "split_metrics", "summary_csv",
+           "summary_rows", "summary_table", "write_summary"]

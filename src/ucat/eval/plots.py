@@ -1,0 +1,74 @@
+"""PNG figures of one result: reliability diagrams and clean-vs-adversarial uncertainty histograms.
+
+Reliability diagrams follow Guo et al., "On Calibration of Modern Neural Networks", ICML 2017:
+per confidence bin, the accuracy (y) against the mean confidence, with the diagonal as perfect
+calibration. matplotlib runs with the non-interactive Agg backend.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict
+
+import torch
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+
+
+def reliability_diagram(clean_bins: Dict, adv_bins: Dict, path: str | os.PathLike, title: str = "") -> None:
+    """Two panels (clean, adversarial) of bin accuracy vs confidence, from :func:`ucat.metrics.reliability_bins`."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
+    for ax, bins, name in ((axes[0], clean_bins, "clean"), (axes[1], adv_bins, "adversarial")):
+        edges = bins["edges"]
+        lefts, widths = edges[:-1], [b - a for a, b in zip(edges[:-1], edges[1:])]
+        acc = [0.0 if a != a else a for a in bins["accuracy"]]           # NaN (empty bin) -> 0 bar
+        conf = [None if c != c else c for c in bins["confidence"]]
+        ax.bar(lefts, acc, width=widths, align="edge", edgecolor="black", color="tab:blue", alpha=0.75,
+               label="accuracy")
+        gap_x = [l + w / 2 for l, w, c in zip(lefts, widths, conf) if c is not None]
+        gap_y = [c for c in conf if c is not None]
+        ax.plot(gap_x, gap_y, "o", color="tab:red", ms=4, label="mean confidence")
+        ax.plot([0, 1], [0, 1], "--", color="gray", lw=1)
+        n = sum(bins["count"])
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (max softmax)", title=f"{name} (n={n})")
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(loc="upper left", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def uncertainty_histogram(clean: Dict[str, torch.Tensor], adv: Dict[str, torch.Tensor], path: str | os.PathLike,
+                          title: str = "", keys=("entropy", "aleatoric", "epistemic")) -> None:
+    """Histograms of per-sample uncertainty scores (normalized by log C), clean vs adversarial."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.4))
+    for ax, k in zip(axes, keys):
+        c, a = clean[k].double().cpu().numpy(), adv[k].double().cpu().numpy()
+        hi = float(max(c.max(initial=0.0), a.max(initial=0.0), 1e-12))
+        bins = [hi * i / 30 for i in range(31)]
+        ax.hist(c, bins=bins, alpha=0.6, label="clean", color="tab:blue")
+        ax.hist(a, bins=bins, alpha=0.6, label="adversarial", color="tab:red")
+        ax.set(xlabel=f"{k} (/ log C)", ylabel="count")
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+    plt.close(fig)
