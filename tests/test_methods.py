@@ -16,6 +16,16 @@ from ucat.methods.ucat import ucat_lambda
 B, C = 6, 5
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread (and do not fight other jobs for the cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+
 class FixedAttack:
     """A stand-in attack returning fixed 'adversarial' images (so formulas can be checked exactly)."""
 

@@ -19,6 +19,15 @@ from ucat.train import TrainConfig, TrainingDiverged, lr_multiplier, train
 CLASSES = ["red", "green", "blue", "yellow"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run fastest on one thread (and do not fight other jobs for the cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory):
     """A generated ImageFolder tree: 4 colour classes x 6 noisy 32x32 images."""
@@ -100,7 +109,6 @@ def test_export_loads_in_open_clip_and_ucat(image_folder, tmp_path):
     assert read_metadata(res.checkpoint / "weights.safetensors")["method"] == "tecoa"
 
 
-@METHODS.register("test-nan-after-2")
 class _NanAfterTwo(Method):
     """Test-only method: plain CE whose loss turns NaN at the third call."""
 
@@ -116,9 +124,16 @@ class _NanAfterTwo(Method):
         return {"loss": loss * float("nan") if self.calls > 2 else loss}
 
 
-def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(image_folder, tmp_path):
+@pytest.fixture()
+def nan_method():
+    METHODS.register("test-nan-after-2", _NanAfterTwo)
+    yield "test-nan-after-2"
+    METHODS._items.pop("test-nan-after-2")   # keep the registry as shipped for other tests
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(image_folder, tmp_path, nan_method):
     with pytest.raises(TrainingDiverged, match=r"non-finite loss at step 3.*step-00000002.*--resume"):
-        train(tiny_cfg(image_folder, tmp_path / "nan", method="test-nan-after-2", checkpoint_every=2))
+        train(tiny_cfg(image_folder, tmp_path / "nan", method=nan_method, checkpoint_every=2))
     ckpts = sorted((tmp_path / "nan" / "checkpoints").iterdir())
     assert [c.name for c in ckpts] == ["step-00000002"]
     w = load_file(str(ckpts[0] / "weights.safetensors"))
