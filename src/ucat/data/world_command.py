@@ -1,0 +1,129 @@
+"""``ucat world``: render samples of the procedural world, pretrain its tiny CLIP, test zero-shot.
+
+    ucat world render --out runs/world-samples [--task world-count] [--n 64]
+    ucat world pretrain --out runs/world-pretrain [--steps 1500 --seed 0]   (the shipped recipe)
+    ucat world zeroshot [--model ucat-world] [--pretrained FILE] [--n 500]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    r = sub.add_parser("render", help="write a PNG grid of scenes and their captions")
+    r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--task", default=None, help="a world task (default: pretraining scenes with captions)")
+    r.add_argument("--split", default="test")
+    r.add_argument("--n", type=int, default=64, help="number of scenes")
+    r.add_argument("--seed", type=int, default=0)
+
+    from ..world_pretrain import PretrainConfig
+
+    d = PretrainConfig()
+    p = sub.add_parser("pretrain", help="contrastively pretrain the tiny CLIP on the world (seeded)")
+    p.add_argument("--out", required=True, help="output folder for weights, checksum and record")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--warmup", type=int, default=d.warmup)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--pool", type=int, default=d.pool, help="distinct pretraining scenes")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--eval-n", type=int, default=d.eval_n, help="images per task in the recorded evaluation")
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--install", action="store_true",
+                   help="also copy the weights, checksum and record into the installed package's assets "
+                        "(replaces the shipped ucat-world)")
+
+    z = sub.add_parser("zeroshot", help="zero-shot accuracy of a CLIP on every world task")
+    z.add_argument("--model", default="ucat-world")
+    z.add_argument("--pretrained", default=None, help="weights file (default: the shipped weights)")
+    z.add_argument("--n", type=int, default=500, help="images per task")
+    z.add_argument("--seed", type=int, default=0)
+    z.add_argument("--split", default="test")
+    z.add_argument("--tasks", nargs="+", default=None, help="world tasks (default: the suite and world-train)")
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"render": _render, "pretrain": _pretrain, "zeroshot": _zeroshot}[args.action](args)
+
+
+def _render(args) -> int:
+    import numpy as np
+    from torchvision.utils import save_image
+
+    from . import world
+
+    if args.n < 1:
+        raise ValueError(f"--n {args.n}: give at least 1")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.task:
+        ds = world.load_task(args.task, args.split, n=args.n, seed=args.seed)
+        images = ds.images
+        lines = [f"{i}\t{ds.classes[int(y)]}\t{ds.captions(i)}" for i, y in enumerate(ds.labels)]
+        name = args.task
+    else:
+        images, scenes = world.pretraining_pairs(args.n, args.seed)
+        images = images.float() / 255.0
+        rng = np.random.default_rng([args.seed, 11])
+        lines = [f"{i}\t{world.caption(s, rng)}" for i, s in enumerate(scenes)]
+        name = "pretraining"
+    png = out / f"{name}.png"
+    save_image(images, str(png), nrow=int(max(1, round(len(images) ** 0.5))), padding=1)
+    (out / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    print(f"wrote {png} and {out / (name + '.txt')}")
+    for line in lines[:8]:
+        print("  " + line)
+    return 0
+
+
+def _pretrain(args) -> int:
+    from ..world_pretrain import PretrainConfig, pretrain
+
+    cfg = PretrainConfig(out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                         warmup=args.warmup, weight_decay=args.weight_decay, pool=args.pool, seed=args.seed,
+                         threads=args.threads, eval_n=args.eval_n, log_every=args.log_every, device=args.device)
+    record = pretrain(cfg)
+    _print_accuracy(record["zero_shot_accuracy"])
+    if args.install:
+        from importlib import resources
+
+        assets = Path(str(resources.files("ucat") / "assets"))
+        assets.mkdir(parents=True, exist_ok=True)
+        for suffix in (".safetensors", ".sha256", ".json"):
+            shutil.copyfile(Path(args.out) / f"{cfg.arch}{suffix}", assets / f"{cfg.arch}{suffix}")
+        print(f"installed into {assets}")
+    return 0
+
+
+def _zeroshot(args) -> int:
+    from ..models import load_clip
+    from ..world_pretrain import zero_shot_accuracy
+    from . import world
+
+    tasks = args.tasks or list(world.SUITE) + ["world-train"]
+    unknown = [t for t in tasks if t not in world.TASKS]
+    if unknown:
+        raise ValueError(f"unknown world task(s) {', '.join(unknown)}; known: {', '.join(world.TASKS)}")
+    bundle = load_clip(args.model, args.pretrained)
+    acc = zero_shot_accuracy(bundle, tasks, args.n, args.seed, args.split)
+    _print_accuracy(acc)
+    return 0
+
+
+def _print_accuracy(acc: dict) -> None:
+    from ..world_pretrain import chance_levels
+
+    chance = chance_levels(list(acc))
+    print(f"{'task':18s} {'acc %':>7s} {'chance %':>9s}")
+    for t, a in acc.items():
+        print(f"{t:18s} {a:7.2f} {chance[t]:9.2f}")
+    print(json.dumps(acc))

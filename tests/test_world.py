@@ -1,0 +1,171 @@
+"""The procedural world: determinism, labels that match captions and pixels, the registry entries,
+pretraining that learns, and the shipped ``ucat-world`` weights."""
+import json
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ucat.data import world as W
+from ucat.data.registry import COLLECTIONS, DATASETS
+
+
+def _u8(ds):
+    return (ds.images.permute(0, 2, 3, 1).numpy() * 255.0 + 0.5).astype(int)      # (N, H, W, 3)
+
+
+def _object_mask(img):
+    """Saturated pixels = the objects (backgrounds are grey, objects are saturated colours)."""
+    return (img.max(-1) - img.min(-1)) > 40                                       # (H, W) bool
+
+
+def test_world_is_deterministic_for_a_seed():
+    a, la = W.task_scenes("world-shape", "test", n=40, seed=5)
+    b, lb = W.task_scenes("world-shape", "test", n=40, seed=5)
+    c, _ = W.task_scenes("world-shape", "test", n=40, seed=6)
+    assert a == b and np.array_equal(la, lb)
+    assert a != c
+    xa, xb = W.render_batch(a), W.render_batch(b)
+    assert xa.shape == (40, 3, 32, 32) and xa.dtype == torch.float32
+    assert torch.equal(xa, xb)
+    assert 0.0 <= float(xa.min()) and float(xa.max()) <= 1.0
+    rng1, rng2 = np.random.default_rng(1), np.random.default_rng(1)
+    assert [W.caption(s, rng1) for s in a] == [W.caption(s, rng2) for s in a]
+    # splits differ, and the in-memory cache returns the same tensors
+    tr, _ = W.task_scenes("world-shape", "train", n=40, seed=5)
+    assert tr != a
+    assert W.load_task("world-shape", "test", n=40, seed=5).images is W.load_task("world-shape", "test", n=40, seed=5).images
+
+
+@pytest.mark.parametrize("task", list(W.TASKS))
+def test_task_labels_match_captions(task):
+    ds = W.load_task(task, "test", n=60, seed=1)
+    assert len(ds) == 60 and len(ds.classes) == W.TASKS[task].__getattribute__("classes").__len__()
+    counts = np.bincount(ds.labels.numpy(), minlength=len(ds.classes))
+    assert counts.max() - counts.min() <= 1                                # balanced
+    for i in range(len(ds)):
+        cap = ds.captions(i)
+        words = ds.classes[int(ds.labels[i])].split()
+        # every word of the class name is in the full caption (plural nouns: "circles")
+        for wd in words:
+            assert wd in cap.replace(".", " ").split() or W.SHAPE_PLURALS.get(wd, "#") in cap.split(), (task, wd, cap)
+        x, y = ds[i]
+        assert x.shape == (3, 32, 32) and isinstance(y, int)
+
+
+def test_labels_match_pixels():
+    """Independent of the captions: count by connected components, colour by the mean object
+    pixel, position by the object's centroid, size by the area per object."""
+    from scipy import ndimage
+
+    ds = W.load_task("world-count", "test", n=120, seed=2)
+    for img, y in zip(_u8(ds), ds.labels.tolist()):
+        _, k = ndimage.label(_object_mask(img))
+        assert k == y + 1
+    ds = W.load_task("world-colour", "test", n=80, seed=2)
+    palette = np.array(list(W.COLOURS.values()))                              # (8, 3)
+    for img, y in zip(_u8(ds), ds.labels.tolist()):
+        px = img[(img.max(-1) - img.min(-1)) > 80].mean(0)                     # (3,)
+        assert int(np.abs(palette - px).sum(1).argmin()) == y
+    ds = W.load_task("world-position", "test", n=80, seed=2)
+    for img, y in zip(_u8(ds), ds.labels.tolist()):
+        ys, xs = np.nonzero(_object_mask(img))
+        assert 2 * int(ys.mean() >= 16) + int(xs.mean() >= 16) == y
+    ds = W.load_task("world-size", "test", n=80, seed=2)
+    for img, y, sc in zip(_u8(ds), ds.labels.tolist(), ds.scenes):
+        area = _object_mask(img).sum() / sc.count
+        assert (area > 57) == (y == 1)
+
+
+def test_heldout_combinations_never_pretrained():
+    held = set(W.HELDOUT)
+    assert len(held) == 12 and not held & set(W.SEEN) and len(W.SEEN) == 36
+    # neither attribute alone identifies a held-out class: each shape and colour occurs twice
+    assert all(sum(s == x for s, _ in W.HELDOUT) == 2 for x in W.SHAPES)
+    assert all(sum(c == x for _, c in W.HELDOUT) in (0, 2) for x in W.COLOUR_NAMES)
+    _, scenes = W.pretraining_pairs(500, seed=0)
+    assert not {(W.SHAPES[s.shape], W.COLOUR_NAMES[s.colour]) for s in scenes} & held
+    ds = W.load_task("world-heldout", "test", n=24)
+    assert {(W.SHAPES[s.shape], W.COLOUR_NAMES[s.colour]) for s in ds.scenes} <= held
+    assert not set(W.load_task("world-train", "test", n=10).classes) & set(ds.classes)
+
+
+def test_registry_entries_and_collection():
+    assert COLLECTIONS["world-suite"] == list(W.SUITE) and len(W.SUITE) >= 6
+    assert "world-train" not in W.SUITE
+    for name in list(W.SUITE) + ["world-train"]:
+        info = DATASETS.get(name)
+        assert info.needs_root is False and info.num_classes == len(W.TASKS[name].classes)
+        ds = info.builder(None, "val", None, n=8)
+        assert len(ds) == 8 and ds.templates and all("{}" in t for t in ds.templates)
+    assert len(DATASETS.get("world-train").builder(None, "train", None, n=50).classes) == 36
+    # a transform (e.g. another resolution) is applied to a PIL image of the stored pixels
+    from ucat.models import image_transform
+
+    ds = DATASETS.get("world-shape").builder("/no/such/root", "test", image_transform(48, "squash"), n=4)
+    assert ds[0][0].shape == (3, 48, 48)
+    with pytest.raises(ValueError, match="split"):
+        W.task_scenes("world-shape", "nope", n=4)
+
+
+def test_pretraining_smoke_lowers_the_loss(tmp_path):
+    from ucat.world_pretrain import PretrainConfig, pretrain
+
+    cfg = PretrainConfig(out=str(tmp_path), steps=40, batch_size=32, pool=320, warmup=5, lr=2e-3, eval_n=24,
+                         log_every=1, tasks=["world-colour"], seed=0)
+    rec = pretrain(cfg, log=lambda s: None)
+    losses = [h["loss"] for h in rec["history"]]
+    assert len(losses) == 40
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
+    w = tmp_path / "ucat-world.safetensors"
+    assert w.is_file() and (tmp_path / "ucat-world.json").is_file()
+    from ucat.world_pretrain import sha256_file
+
+    assert (tmp_path / "ucat-world.sha256").read_text().split()[0] == sha256_file(w)
+    # the written file is loadable by open_clip by architecture name (as `--pretrained FILE`)
+    from ucat.models import load_clip
+
+    b = load_clip("ucat-world", pretrained=str(w))
+    assert b.image_size == 32
+
+
+def _assets():
+    return Path(str(resources.files("ucat") / "assets"))
+
+
+def test_shipped_weights_checksum_and_recorded_accuracy():
+    from ucat.models import load_clip
+    from ucat.models.clip import BUILTIN_WEIGHTS
+    from ucat.world_pretrain import sha256_file, zero_shot_accuracy
+
+    assert BUILTIN_WEIGHTS.get("ucat-world") == "assets/ucat-world.safetensors"
+    weights = _assets() / "ucat-world.safetensors"
+    record = json.loads((_assets() / "ucat-world.json").read_text())
+    assert weights.stat().st_size <= 20 * 1024 * 1024
+    digest = sha256_file(weights)
+    assert (_assets() / "ucat-world.sha256").read_text().split()[0] == digest == record["sha256"]
+    b = load_clip("ucat-world")                                           # no pretrained -> shipped weights
+    assert b.pretrained and Path(b.pretrained).name == "ucat-world.safetensors"
+    ev = record["eval"]
+    acc = zero_shot_accuracy(b, list(record["zero_shot_accuracy"]), ev["n_per_task"], ev["seed"], ev["split"])
+    for task, want in record["zero_shot_accuracy"].items():
+        assert abs(acc[task] - want) <= 1.0, (task, acc[task], want)
+        # far above chance on every task
+        chance = 100.0 / len(W.TASKS[task].classes)
+        assert acc[task] >= chance + 0.5 * (100 - chance) or acc[task] >= 2 * chance, (task, acc[task])
+
+
+def test_world_cli(tmp_path, capsys):
+    from ucat.cli import main
+
+    assert main(["world", "render", "--out", str(tmp_path), "--n", "9"]) == 0
+    assert (tmp_path / "pretraining.png").is_file()
+    assert len((tmp_path / "pretraining.txt").read_text().splitlines()) == 9
+    assert main(["world", "render", "--out", str(tmp_path), "--task", "world-count", "--n", "4"]) == 0
+    assert (tmp_path / "world-count.png").is_file()
+    assert main(["world", "zeroshot", "--n", "40", "--tasks", "world-colour"]) == 0
+    out = capsys.readouterr().out
+    assert "world-colour" in out
+    assert main(["world", "zeroshot", "--tasks", "world-nope"]) == 2
