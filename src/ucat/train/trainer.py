@@ -329,8 +329,11 @@ def _validate(classifier: nn.Module, val_set, cfg: TrainConfig, info: DistInfo, 
 
 
 def _say(info: DistInfo, *msg: Any) -> None:
+    """Rank-0 message on stderr, written around an active progress bar."""
     if info.is_main:
-        print(*msg, file=sys.stderr, flush=True)
+        from tqdm.auto import tqdm
+
+        tqdm.write(" ".join(str(m) for m in msg), file=sys.stderr)
 
 
 def train(cfg: TrainConfig, *, _stop_after_step: Optional[int] = None) -> TrainResult:
