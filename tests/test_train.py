@@ -185,3 +185,23 @@ def test_torchrun_two_gloo_processes_end_identical(image_folder, tmp_path):
     start = load_clip("ucat-tiny").model.state_dict()
     final = load_file(str(out / "final.safetensors"))
     assert not torch.equal(final["visual.proj"], start["visual.proj"])   # it trained
+
+
+@pytest.mark.parametrize("recipe", ["ucat", "tecoa", "pmg-aft", "fare", "tga-zsr"])
+def test_shipped_recipes_parse_and_validate(recipe):
+    """configs/*.yaml: keys are the CLI's, values validate, and the method accepts its options."""
+    import argparse
+
+    from ucat.config import apply_config_file
+    from ucat.methods import method_options
+    from ucat.train.command import add_arguments, config_from_args
+
+    path = Path(__file__).resolve().parents[1] / "configs" / f"{recipe}.yaml"
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    apply_config_file(parser, ["--config", str(path)])
+    cfg = config_from_args(parser.parse_args(["--config", str(path)]))
+    cfg.validate()
+    assert cfg.method == recipe and cfg.model == "ViT-B-32" and cfg.pretrained == "openai"
+    assert cfg.data == "tinyimagenet" and cfg.eps == 1 and cfg.attack_steps == 2 and cfg.epochs == 10
+    assert set(cfg.method_options) <= set(method_options(recipe))
