@@ -26,14 +26,15 @@ def _save(fig, path: str | os.PathLike) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    fig.savefig(tmp, dpi=80)
     os.replace(tmp, path)
 
 
 def reliability_diagram(clean_bins: Dict, adv_bins: Dict, path: str | os.PathLike, title: str = "") -> None:
     """Two panels (clean, adversarial) of bin accuracy vs confidence, from :func:`ucat.metrics.reliability_bins`."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.4), sharey=True)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.84, wspace=0.08)
     for ax, bins, name in ((axes[0], clean_bins, "clean"), (axes[1], adv_bins, "adversarial")):
         edges = bins["edges"]
         lefts, widths = edges[:-1], [b - a for a, b in zip(edges[:-1], edges[1:])]
@@ -59,7 +60,8 @@ def uncertainty_histogram(clean: Dict[str, torch.Tensor], adv: Dict[str, torch.T
                           title: str = "", keys=("entropy", "aleatoric", "epistemic")) -> None:
     """Histograms of per-sample uncertainty scores (normalized by log C), clean vs adversarial."""
     plt = _plt()
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.4))
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.6))
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.15, top=0.82, wspace=0.3)
     for ax, k in zip(axes, keys):
         c, a = clean[k].double().cpu().numpy(), adv[k].double().cpu().numpy()
         hi = float(max(c.max(initial=0.0), a.max(initial=0.0), 1e-12))
