@@ -127,7 +127,8 @@ def test_torchvision_backed_eurosat_tree(tmp_path, monkeypatch):
                "Residential", "River", "SeaLake"]
     for k, f in enumerate(folders):
         _img(tmp_path / "eurosat" / "2750" / f / f"{f}_1.jpg", k, size=(64, 64), fmt="JPEG")
-    monkeypatch.setenv("UCAT_DATA", str(tmp_path))              # the root from the environment
+    monkeypatch.setenv("UCAT_DATA", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("UCAT_DATA_EUROSAT", str(tmp_path))      # the per-dataset override wins
     ds = build_dataset("eurosat", image_size=32)
     assert ds.split == "all" and len(ds) == 10 and ds.targets == list(range(10))
     assert ds.classes[1] == "a forest" and ds.templates == ["A centered satellite photo of {}."]
@@ -201,7 +202,7 @@ def test_csv_dataset(tmp_path):
 
 # ------------------------------------------------------------------ roots and missing data
 def test_missing_root_and_missing_data_messages(tmp_path):
-    with pytest.raises(FileNotFoundError, match="UCAT_DATA"):
+    with pytest.raises(FileNotFoundError, match="UCAT_DATA_CIFAR10=DIR for this dataset alone"):
         build_dataset("cifar10")
     with pytest.raises(FileNotFoundError) as e:
         build_dataset("sun397", root=tmp_path)

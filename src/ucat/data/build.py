@@ -49,18 +49,25 @@ def is_path_dataset(name: str) -> bool:
     return str(name).lower().endswith(".csv") or os.sep in str(name) or "/" in str(name) or Path(str(name)).is_dir()
 
 
+def env_override(name: str) -> str:
+    """The per-dataset root variable: ``fgvc_aircraft`` -> ``UCAT_DATA_FGVC_AIRCRAFT``."""
+    return f"{ENV_ROOT}_" + "".join(c if c.isalnum() else "_" for c in name.upper())
+
+
 def resolve_root(info: DatasetInfo, root: Optional[Union[str, os.PathLike]] = None,
                  split: Optional[str] = None) -> Path:
-    """The data root for ``info``: ``root`` (with ``{dataset}``) or ``$UCAT_DATA``; error if neither.
+    """The data root for ``info``: ``root`` (with ``{dataset}``), else ``$UCAT_DATA_<NAME>`` (a
+    per-dataset override, e.g. ``UCAT_DATA_IMAGENET``), else ``$UCAT_DATA``; error if none.
 
     Several roots may be given separated by ``os.pathsep`` (``:`` on Linux); the first one holding
     the dataset wins (the first one when none does, so the error names it).
     """
     if root is None or str(root) == "":
-        root = os.environ.get(ENV_ROOT) or None
+        root = os.environ.get(env_override(info.name)) or os.environ.get(ENV_ROOT) or None
     if root is None:
         raise FileNotFoundError(
-            f"no data root for dataset {info.name!r}: pass --data-root DIR (root=DIR) or set {ENV_ROOT}=DIR. "
+            f"no data root for dataset {info.name!r}: pass --data-root DIR (root=DIR) or set {ENV_ROOT}=DIR "
+            f"(or {env_override(info.name)}=DIR for this dataset alone). "
             f"Under DIR it expects {info.layout}. How to get it: {info.how_to_get}")
     text = os.fspath(root)
     parts = [p for p in text.split(os.pathsep) if p] if isinstance(text, str) else [text]
