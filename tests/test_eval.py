@@ -37,12 +37,13 @@ def _args(folder, out, *extra):
 
 def test_eval_end_to_end_outputs_and_resume(folder, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    rc = cli_main(_args(folder, out, "--attacks", "pgd", "cw", "--eps", "0", "2", "--save-logits"))
+    rc = cli_main(_args(folder, out, "--attacks", "pgd", "none", "--eps", "0", "2", "--save-logits"))
     assert rc == 0
     printed = capsys.readouterr().out
     assert "Average" in printed and "| Dataset |" in printed
     res_dir = out / "ucat-tiny" / folder.name
-    for stem in ("pgd-eps0", "pgd-eps2", "cw-eps0", "cw-eps2"):
+    assert not (res_dir / "none-eps2.json").exists()          # an attack without a budget runs once
+    for stem in ("pgd-eps0", "pgd-eps2", "none-eps0"):
         for suffix in (".json", "_reliability.png", "_uncertainty.png", "_logits.npz"):
             assert (res_dir / f"{stem}{suffix}").is_file(), f"{stem}{suffix} missing"
     assert (out / "summary.csv").is_file() and (out / "summary.md").is_file()
@@ -63,7 +64,7 @@ def test_eval_end_to_end_outputs_and_resume(folder, tmp_path, capsys, monkeypatc
     logits = dict(__import__("numpy").load(res_dir / "pgd-eps2_logits.npz"))
     assert logits["clean"].shape == (12, 3) and logits["index"].tolist() == sorted(logits["index"].tolist())
     csv_lines = (out / "summary.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("model,dataset,attack,eps") and len(csv_lines) == 1 + 4 * 2  # rows + averages
+    assert csv_lines[0].startswith("model,dataset,attack,eps") and len(csv_lines) == 1 + 3 * 2  # rows + averages
 
     # a rerun finds every result and computes nothing
     stamp = (res_dir / "pgd-eps2.json").stat().st_mtime_ns
@@ -72,7 +73,7 @@ def test_eval_end_to_end_outputs_and_resume(folder, tmp_path, capsys, monkeypatc
         raise AssertionError("a finished result was recomputed")
 
     monkeypatch.setattr(Evaluator, "_evaluate_dataset", boom)
-    assert cli_main(_args(folder, out, "--attacks", "pgd", "cw", "--eps", "0", "2")) == 0
+    assert cli_main(_args(folder, out, "--attacks", "pgd", "none", "--eps", "0", "2")) == 0
     assert (res_dir / "pgd-eps2.json").stat().st_mtime_ns == stamp
     # a changed setting is not "finished": it is recomputed
     with pytest.raises(AssertionError, match="recomputed"):
@@ -189,3 +190,19 @@ def test_torchrun_two_processes_equal_single_process(folder, tmp_path):
     for split in ("clean", "adv"):
         for k in ("accuracy", "ece", "nll", "brier", "mean_entropy", "mean_epistemic", "auroc_max_prob"):
             assert two[split][k] == pytest.approx(single[split][k], rel=1e-6, abs=1e-9), (split, k)
+
+
+def test_cli_sizes_in_255_units_and_attack_options():
+    import argparse
+
+    from ucat.eval.command import add_arguments, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    cfg = config_from_args(p.parse_args(["--eps", "1", "4/255", "--step-size", "0.5", "-A", "cw.kappa=0",
+                                         "-A", "uncertainty.score=epistemic"]))
+    assert cfg.eps == [1.0, 4.0] and cfg.step_size == 0.5
+    assert cfg.attack_options == {"cw": {"kappa": 0}, "uncertainty": {"score": "epistemic"}}
+    assert config_from_args(p.parse_args(["--norm", "l2", "--eps", "127.5"])).eps == [127.5]
+    with pytest.raises(ValueError, match="over 64/255"):
+        config_from_args(p.parse_args(["--eps", "127.5"]))

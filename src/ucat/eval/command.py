@@ -74,7 +74,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--eps", nargs="+", default=["1"], help="perturbation size(s) in 1/255 units (default 1)")
     g.add_argument("--steps", type=int, default=_D.steps, help="attack steps (default %(default)s; the paper: 100)")
     g.add_argument("--step-size", default=None, help="step in 1/255 units (default: eps, as in the paper)")
-    g.add_argument("--norm", choices=("linf", "l2"), default=_D.norm)
+    g.add_argument("--norm", choices=("linf", "l2"), default=_D.norm,
+                   help="threat model of pgd/cw/uncertainty/AutoAttack (L2 sizes are also in 1/255 units)")
     g.add_argument("--restarts", type=int, default=_D.restarts)
     g.add_argument("-A", "--attack-option", dest="attack_options", action=_AttackOptions, default={},
                    metavar="ATTACK.KEY=VALUE", help="an attack option, repeatable (cw.kappa=0, uncertainty.score=epistemic, "
@@ -113,12 +114,26 @@ def model_specs(args: argparse.Namespace) -> List[ModelSpec]:
     return specs
 
 
+def _parse_size(value: Any, name: str, norm: str) -> float:
+    """1/255 units; L2 radii may exceed the L-inf sanity bound of 64/255 (e.g. 0.5 of the range = 127.5)."""
+    if norm == "l2":
+        text = str(value).strip().removesuffix("/255")
+        try:
+            v = float(text)
+        except ValueError:
+            raise ValueError(f"{name} {value!r} is not a number; give it in 1/255 units") from None
+        if v < 0:
+            raise ValueError(f"{name} {value!r} is negative; give a size >= 0 in 1/255 units")
+        return v
+    return parse_eps(value, name)
+
+
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
     eps = args.eps if isinstance(args.eps, list) else [args.eps]
-    step = None if args.step_size in (None, "") else parse_eps(args.step_size, "--step-size")
+    step = None if args.step_size in (None, "") else _parse_size(args.step_size, "--step-size", args.norm)
     return EvalConfig(
         models=model_specs(args), datasets=list(args.datasets), data_root=args.data_root, split=args.split,
-        attacks=list(args.attacks), eps=[parse_eps(e, "--eps") for e in eps], steps=args.steps, step_size=step,
+        attacks=list(args.attacks), eps=[_parse_size(e, "--eps", args.norm) for e in eps], steps=args.steps, step_size=step,
         norm=args.norm, restarts=args.restarts, attack_options=dict(args.attack_options or {}),
         n_samples=args.n_samples, batch_size=args.batch_size, device=args.device, precision=args.precision,
         seed=args.seed, out=args.out, save_logits=args.save_logits, n_bins=args.n_bins, binning=args.binning,
