@@ -80,6 +80,9 @@ def test_kill_and_resume_is_bit_identical(image_folder, tmp_path):
     ckpt = straight.checkpoint
     assert (ckpt / "weights.safetensors").is_file() and (ckpt / "state.pt").is_file()
     assert json.loads((out / "summary.json").read_text())["steps"] == 4
+    # a fresh run never writes into a folder holding another run's checkpoints
+    with pytest.raises(ValueError, match="already holds checkpoints.*--resume auto"):
+        train(tiny_cfg(image_folder, out, max_steps=4))
 
 
 def test_export_loads_in_open_clip_and_ucat(image_folder, tmp_path):

@@ -376,6 +376,9 @@ def _train(cfg: TrainConfig, info: DistInfo, stop_after: Optional[int]) -> Train
     local_bs = cfg.batch_size // info.world_size
     out_dir = Path(cfg.out)
     resume_from = resolve_resume(cfg.resume, out_dir)
+    if resume_from is None and list_checkpoints(out_dir):
+        raise ValueError(f"--out {out_dir} already holds checkpoints of an earlier run; continue it with "
+                         f"--resume auto, or give a new --out (ucat does not mix two runs in one folder)")
 
     # Model, frozen reference, data, text head. Seed first so that random inits agree everywhere.
     seed_everything(cfg.seed)
@@ -504,6 +507,13 @@ def _train(cfg: TrainConfig, info: DistInfo, stop_after: Optional[int]) -> Train
         for images, labels, n_skipped in batches:
             if step >= total_steps:
                 break
+            # A batch whose images were all unreadable is skipped by every rank together.
+            n_here = _reduce_sum([float(images.shape[0] == 0)], info, device)[0] if info.distributed \
+                else float(images.shape[0] == 0)
+            if n_here > 0:
+                batch_in_epoch += 1
+                acc["_skipped"] = acc.get("_skipped", 0.0) + float(n_skipped)
+                continue
             images = images.to(device, non_blocking=True)
             labels = labels.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
