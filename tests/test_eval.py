@@ -63,6 +63,7 @@ def test_eval_end_to_end_outputs_and_resume(folder, tmp_path, capsys, monkeypatc
         assert k in r2["adv"] and k in r2["clean"]
     logits = dict(__import__("numpy").load(res_dir / "pgd-eps2_logits.npz"))
     assert logits["clean"].shape == (12, 3) and logits["index"].tolist() == sorted(logits["index"].tolist())
+    assert abs(logits["adv"] - logits["clean"]).max() > 1e-4        # the attack did move the images
     csv_lines = (out / "summary.csv").read_text().splitlines()
     assert csv_lines[0].startswith("model,dataset,attack,eps") and len(csv_lines) == 1 + 3 * 2  # rows + averages
 

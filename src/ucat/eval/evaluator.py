@@ -360,6 +360,8 @@ class Evaluator:
             raise ValueError(f"dataset {dataset!r} is empty")
         clf = self._classifier(bundle, ds)          # the text head: once per (model, dataset)
         clf.eval()
+        # Evaluation never trains: frozen weights let attacks skip saving activations for weight gradients.
+        clf.requires_grad_(False)
         s = clf.logit_scale
         tag = f"{spec.label}/{_slug(dataset)}"
         clean = self._merged(self._logits(clf, ds, n, desc=f"{tag} clean"))
