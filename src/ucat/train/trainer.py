@@ -423,7 +423,13 @@ def _train(cfg: TrainConfig, info: DistInfo, stop_after: Optional[int]) -> Train
     if resume_from is not None:
         from ..models.checkpoint import load_vision_weights
 
+        # Our own file (written by _save_checkpoint): it holds RNG states, which need full unpickling.
         state = torch.load(resume_from / "state.pt", map_location="cpu", weights_only=False)
+        was = state.get("config", {})
+        for key in ("method", "model"):
+            if was.get(key) not in (None, getattr(cfg, key)):
+                raise ValueError(f"--resume {resume_from}: that run used --{key} {was.get(key)}, this one "
+                                 f"--{key} {getattr(cfg, key)}; resume with the same settings or start a new --out")
         load_vision_weights(bundle, resume_from / "weights.safetensors")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
