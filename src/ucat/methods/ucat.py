@@ -9,7 +9,6 @@ import math
 from typing import Any, Dict
 
 import torch
-import torch.nn.functional as F
 
 from ..uncertainty import concentration, dirichlet_kl
 from .base import METHODS, Method, ce_loss
