@@ -410,3 +410,22 @@ def test_label_order_mismatch_with_the_shipped_names_warns(tmp_path):
     _fake_fgvc_aircraft(tmp_path, swap=True)
     with pytest.warns(UserWarning, match=r"label 3 .*\(2 labels differ\)"):
         build_dataset("fgvc_aircraft", root=tmp_path)
+
+
+def test_generated_trees_pass_through_ucat_eval(tmp_path):
+    """Issue 3's "done when": the generated trees (a registry dataset under --data-root and a user
+    folder with a corrupt image) go through `ucat eval` end to end; the bad image is counted."""
+    import csv
+
+    root = _tiny_tree(tmp_path / "data")
+    mine = _folder(tmp_path / "mine", classes=("cat", "dog"), per_class=2)
+    (mine / "dog" / "broken.jpg").write_bytes(b"garbage")
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main(["eval", "--model", "ucat-tiny", "--datasets", "tinyimagenet", str(mine), "--data-root", str(root),
+                   "--attacks", "none", "--batch-size", "4", "--out", str(out), "--no-plots", "--no-progress"])
+    assert rc == 0
+    rows = {r["dataset"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    assert (rows["tinyimagenet"]["n"], rows["tinyimagenet"]["n_skipped"]) == ("3", "0")
+    assert (rows[str(mine)]["n"], rows[str(mine)]["n_skipped"]) == ("4", "1")
