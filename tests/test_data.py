@@ -135,6 +135,8 @@ def test_torchvision_backed_eurosat_tree(tmp_path, monkeypatch):
     assert ds[3][0].shape == (3, 32, 32)
     ens = build_dataset("eurosat", image_size=32, templates="ensemble")
     assert ens.templates[0] == "a centered satellite photo of {}." and len(ens.templates) == 3
+    assert build_dataset("eurosat", templates=["ensemble"]).templates == ens.templates      # a CLI list
+    assert build_dataset("eurosat", templates=["paper"]).templates == ds.templates
     with pytest.raises(ValueError, match="whole dataset"):
         build_dataset("eurosat", split="test")
 

@@ -168,7 +168,7 @@ def build_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
             call[opt] = val
     ds = info.builder(root_path, split, transform, **call)
     paper = getattr(ds, "templates", None) or ["This is a photo of a {}"]
-    if spec is not None and spec != "paper":
+    if spec is not None and spec != "paper" and list(spec) != ["paper"]:
         ds.templates = resolve_templates(spec, paper, info.extra.get("ensemble"))
         if getattr(ds, "prompts", None) is not None:
             ds.prompts = None           # explicit templates replace fixed sentences (PCAM)

@@ -48,6 +48,9 @@ def resolve_templates(spec: Union[None, str, Sequence[str]], paper: Sequence[str
     """``None``/``"paper"`` -> the paper's template(s); ``"ensemble"`` -> CLIP's ensemble (ImageNet's
     80 when the dataset has none); a string with ``{}`` -> that one template; a ``.txt`` path -> one
     template per line; a list -> that list."""
+    if not isinstance(spec, str) and spec is not None and len(spec) == 1 and (
+            spec[0] in TEMPLATE_KINDS or str(spec[0]).lower().endswith(".txt")):
+        spec = spec[0]              # a CLI list such as ["ensemble"] or ["my_templates.txt"]
     if spec is None or spec == "paper":
         return list(paper)
     if spec == "ensemble":
