@@ -156,6 +156,11 @@ def test_autoattack_not_above_pgd_is_checked(tmp_path):
     results[("aa-paper", 1.0)]["sanity"]["checks"].pop("robust_not_above_pgd")
     ev._cross_checks(results, ModelSpec("m", "ucat-tiny"), "d")
     assert results[("aa-paper", 1.0)]["sanity"]["checks"]["robust_not_above_pgd"] is True
+    results[("pgd", 4.0)] = _fake("m", "d", "pgd", 0.8, 0.6, eps=4.0)   # more budget, far higher accuracy
+    results[("pgd", 4.0)]["sanity"]["warnings"] = []
+    with pytest.warns(UserWarning, match="at eps 4/255"):
+        ev._cross_checks(results, ModelSpec("m", "ucat-tiny"), "d")
+    assert results[("pgd", 4.0)]["sanity"]["checks"]["robust_monotone_in_eps"] is False
 
 
 def test_split_metrics_reference_values():

@@ -223,6 +223,9 @@ class NoAttack(Attack):
     def __init__(self, eps: float = 0.0, step_size: float = 0.0, steps: int = 0, norm: str = "linf", **kw):
         super().__init__(0.0, 0.0, 0, norm)
 
+    def config(self) -> Dict[str, object]:
+        return {"name": self.name}
+
     def perturb(self, classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return images.clone()
 

@@ -432,25 +432,35 @@ class Evaluator:
 
     # ---- cross-attack checks
     def _cross_checks(self, results: Dict[Tuple[str, float], Dict[str, Any]], spec: ModelSpec, dataset: str) -> None:
+        """Checks across results of one (model, dataset): an attack declared at least as strong as another
+        is not above it beyond noise; robust accuracy does not rise with eps beyond noise."""
         from ..attacks import ATTACKS
 
+        def record(key: Tuple[str, float], check: str, ok: bool, msg: str) -> None:
+            res = results[key]
+            if res["sanity"]["checks"].get(check) == ok:
+                return
+            res["sanity"]["checks"][check] = bool(ok)
+            if not ok:
+                res["sanity"]["warnings"].append(msg)
+                warnings.warn(f"{spec.label}/{dataset}: {msg}", stacklevel=3)
+            save_json(self.result_path(spec.label, dataset, *key), res)
+
         for (name, eps), res in results.items():
-            ref_names = getattr(ATTACKS.get(name), "at_least_as_strong_as", ())
-            for ref in ref_names:
+            r, n = res["adv"]["accuracy"], res["counts"]["n"]
+            for ref in getattr(ATTACKS.get(name), "at_least_as_strong_as", ()):
                 other = results.get((ref, eps))
-                if other is None:
-                    continue
-                r, r_ref, n = res["adv"]["accuracy"], other["adv"]["accuracy"], res["counts"]["n"]
-                ok = r <= r_ref + _noise(r_ref, n)
-                check = f"robust_not_above_{ref}"
-                if res["sanity"]["checks"].get(check) == ok:
-                    continue
-                res["sanity"]["checks"][check] = bool(ok)
-                if not ok:
-                    msg = f"{name} robust accuracy {r:.4f} is above {ref}'s {r_ref:.4f} beyond noise"
-                    res["sanity"]["warnings"].append(msg)
-                    warnings.warn(f"{spec.label}/{dataset}: {msg}", stacklevel=2)
-                save_json(self.result_path(spec.label, dataset, name, eps), res)
+                if other is not None:
+                    r_ref = other["adv"]["accuracy"]
+                    record((name, eps), f"robust_not_above_{ref}", r <= r_ref + _noise(r_ref, n),
+                           f"{name} robust accuracy {r:.4f} is above {ref}'s {r_ref:.4f} beyond noise")
+            smaller = [e for (a, e) in results if a == name and e < eps]
+            if smaller:
+                e0 = max(smaller)
+                r0 = results[(name, e0)]["adv"]["accuracy"]
+                record((name, eps), "robust_monotone_in_eps", r <= r0 + _noise(r0, n),
+                       f"{name} robust accuracy {r:.4f} at eps {fmt_eps(eps)} is above {r0:.4f} at eps {fmt_eps(e0)} "
+                       f"beyond noise")
 
     def run(self) -> List[Dict[str, Any]]:
         from ..data import expand_datasets

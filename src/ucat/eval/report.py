@@ -44,9 +44,14 @@ def _mean(values: List[float]) -> float:
     return sum(vals) / len(vals) if vals else float("nan")
 
 
+def _norm(r: Dict[str, Any]) -> str:
+    """The threat model of a result ("linf", "l2"; "" when the attack has none)."""
+    return str(r.get("attack_config", {}).get("norm", ""))
+
+
 def result_row(r: Dict[str, Any]) -> Dict[str, Any]:
     row: Dict[str, Any] = {"model": r["model"], "dataset": r["dataset"], "attack": r["attack"], "eps": r["eps"],
-                           "eps_unit": r.get("eps_unit", EPS_UNIT), "n": r["counts"]["n"],
+                           "eps_unit": r.get("eps_unit", EPS_UNIT), "norm": _norm(r), "n": r["counts"]["n"],
                            "n_skipped": r["counts"]["n_skipped"]}
     for col, split, key in COLUMNS:
         row[col] = r[split][key]
@@ -62,7 +67,7 @@ def summary_rows(results: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
         rows = [result_row(r) for r in rs]
         out.extend(rows)
         avg: Dict[str, Any] = {"model": model, "dataset": "Average", "attack": attack, "eps": eps,
-                               "eps_unit": rows[0]["eps_unit"], "n": sum(r["n"] for r in rows),
+                               "eps_unit": rows[0]["eps_unit"], "norm": rows[0]["norm"], "n": sum(r["n"] for r in rows),
                                "n_skipped": sum(r["n_skipped"] for r in rows)}
         for col, _, _ in COLUMNS:
             avg[col] = _mean([r[col] for r in rows])
@@ -75,7 +80,7 @@ def summary_rows(results: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
 def summary_csv(results: Iterable[Dict[str, Any]]) -> str:
     rows = summary_rows(results)
     buf = io.StringIO()
-    fields = ["model", "dataset", "attack", "eps", "eps_unit", "n", "n_skipped", *[c for c, _, _ in COLUMNS],
+    fields = ["model", "dataset", "attack", "eps", "eps_unit", "norm", "n", "n_skipped", *[c for c, _, _ in COLUMNS],
               "H", "sanity_ok"]
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
@@ -111,11 +116,14 @@ def summary_table(results: Iterable[Dict[str, Any]]) -> str:
                   "|---|---|---|---:|---:|---:|---:|---:|"]
         for r in rows:
             if r["dataset"] == "Average":
-                lines.append(f"| {r['model']} | {r['attack']} | {fmt_eps(r['eps'])} | {_pct(r['clean_acc'])} | "
+                budget = f"{fmt_eps(r['eps'])} {r['norm']}" if r["norm"] else "-"
+                lines.append(f"| {r['model']} | {r['attack']} | {budget} | {_pct(r['clean_acc'])} | "
                              f"{_pct(r['robust_acc'])} | {_pct(r['H'])} | {_pct(r['clean_ece'])} | {_pct(r['adv_ece'])} |")
         lines.append("")
-    for model, attack, eps in groups:
-        lines += [f"## {model} under {attack}, eps = {fmt_eps(eps)}", "",
+    for (model, attack, eps), rs in groups.items():
+        norm = _norm(rs[0])
+        threat = f"{attack} ({'L-inf' if norm == 'linf' else norm.upper()}), eps = {fmt_eps(eps)}" if norm else attack
+        lines += [f"## {model} under {threat}", "",
                   "| Dataset | n | Clean acc | Robust acc | H | Clean ECE | Adv ECE | Clean entropy | Adv entropy "
                   "| Adv AUROC | Checks |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
