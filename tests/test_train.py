@@ -80,9 +80,10 @@ def test_kill_and_resume_is_bit_identical(image_folder, tmp_path):
     ckpt = straight.checkpoint
     assert (ckpt / "weights.safetensors").is_file() and (ckpt / "state.pt").is_file()
     assert json.loads((out / "summary.json").read_text())["steps"] == 4
-    # a fresh run never writes into a folder holding another run's checkpoints
-    with pytest.raises(ValueError, match="already holds checkpoints.*--resume auto"):
-        train(tiny_cfg(image_folder, out, max_steps=4))
+    # a fresh run in the same folder sets the earlier run's checkpoints aside instead of mixing them
+    again = train(tiny_cfg(image_folder, out, max_steps=1))
+    assert [c.name for c in (out / "checkpoints").iterdir()] == ["step-00000001"]
+    assert (out / "checkpoints.previous" / ckpt.name / "state.pt").is_file() and again.steps == 1
 
 
 def test_export_loads_in_open_clip_and_ucat(image_folder, tmp_path):

@@ -377,8 +377,16 @@ def _train(cfg: TrainConfig, info: DistInfo, stop_after: Optional[int]) -> Train
     out_dir = Path(cfg.out)
     resume_from = resolve_resume(cfg.resume, out_dir)
     if resume_from is None and list_checkpoints(out_dir):
-        raise ValueError(f"--out {out_dir} already holds checkpoints of an earlier run; continue it with "
-                         f"--resume auto, or give a new --out (ucat does not mix two runs in one folder)")
+        # A new run never mixes its checkpoints with an earlier run's: those are set aside (one
+        # generation is kept), so `--resume auto` can only find this run's own.
+        previous = out_dir / f"{CHECKPOINT_DIR}.previous"
+        barrier(info)
+        if info.is_main:
+            shutil.rmtree(previous, ignore_errors=True)
+            os.replace(out_dir / CHECKPOINT_DIR, previous)
+            _say(info, f"ucat train: {out_dir} held checkpoints of an earlier run; moved them to {previous} "
+                       f"(to continue that run instead, use --resume auto)")
+        barrier(info)
 
     # Model, frozen reference, data, text head. Seed first so that random inits agree everywhere.
     seed_everything(cfg.seed)
