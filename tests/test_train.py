@@ -156,6 +156,11 @@ def test_cli_bad_input(image_folder, tmp_path, capsys, monkeypatch):
     assert "--data-root" in capsys.readouterr().err
     assert cli_main(["train", "--select", "best"]) == 2
     assert "--val-fraction" in capsys.readouterr().err
+    assert cli_main(["train", "--precision", "fp16", "--device", "cpu", "--data", str(image_folder)]) == 2
+    assert "fp16 needs a CUDA device" in capsys.readouterr().err
+    assert cli_main(["train", "-O", "tau=1e5", "-O", "lamda=2", "--model", "ucat-tiny", "--device", "cpu",
+                     "--data", str(image_folder), "--out", str(tmp_path / "bad-option")]) == 2
+    assert "has no option(s) lamda" in capsys.readouterr().err
 
 
 def test_cli_config_file_with_overrides(image_folder, tmp_path, capsys):

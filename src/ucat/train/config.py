@@ -88,9 +88,11 @@ class TrainConfig:
             raise ValueError(f"--n-samples must be >= 1, got {self.n_samples}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"--grad-clip must be > 0, got {self.grad_clip}")
-        if self.data_root is not None and "{dataset}" not in str(self.data_root):
+        if self.data_root and "{dataset}" not in str(self.data_root):
+            import os
             from pathlib import Path
 
-            if not Path(self.data_root).expanduser().is_dir():
+            roots = [r for r in str(self.data_root).split(os.pathsep) if r]   # several roots: a:b
+            if not any(Path(r).expanduser().is_dir() for r in roots):
                 raise FileNotFoundError(f"--data-root {self.data_root}: no such directory; point it at the "
                                         f"folder holding your datasets (or set UCAT_DATA)")

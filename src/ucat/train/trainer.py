@@ -349,11 +349,15 @@ def train(cfg: TrainConfig, *, _stop_after_step: Optional[int] = None) -> TrainR
         ValueError / FileNotFoundError: bad configuration or data, with the fix.
         TrainingDiverged: the loss became non-finite (the last good checkpoint is kept).
     """
-    from ..methods import METHODS
+    from ..methods import METHODS, method_options
 
     cfg = copy.deepcopy(cfg)
     cfg.validate()
-    METHODS.get(cfg.method)  # fail fast on an unknown method
+    METHODS.get(cfg.method)  # fail fast on an unknown method ...
+    unknown = sorted(set(cfg.method_options or {}) - set(method_options(cfg.method)))
+    if unknown:              # ... or option, before any model is loaded
+        valid = ", ".join(f"{k}={v!r}" for k, v in method_options(cfg.method).items()) or "(none)"
+        raise ValueError(f"method {cfg.method!r} has no option(s) {', '.join(unknown)}; its options are: {valid}")
     info = init_distributed(cfg.device)
     try:
         return _train(cfg, info, _stop_after_step)
