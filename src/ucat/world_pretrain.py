@@ -39,13 +39,14 @@ class PretrainConfig:
 
     out: str = "runs/world-pretrain"
     arch: str = ARCH
-    steps: int = 1500
-    batch_size: int = 256
+    steps: int = 2000
+    batch_size: int = 128
     lr: float = 2e-3
     min_lr: float = 1e-5
     warmup: int = 100
     weight_decay: float = 0.05
     pool: int = 40000           # distinct pretraining scenes (captions are re-sampled every visit)
+    group: int = 8              # siblings per group (hard negatives); batches hold whole groups
     seed: int = 0
     threads: int = 1            # torch CPU threads (1 is fastest on a busy 2-core machine)
     eval_n: int = 500           # images per suite task in the recorded zero-shot evaluation
@@ -161,6 +162,8 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print) -> Dict:
 
     if cfg.steps < 1 or cfg.batch_size < 2:
         raise ValueError(f"steps={cfg.steps}, batch_size={cfg.batch_size}: need steps >= 1 and batch_size >= 2")
+    if cfg.group < 1 or cfg.group > cfg.batch_size:
+        raise ValueError(f"group={cfg.group}: need 1 <= group <= batch_size ({cfg.batch_size})")
     if cfg.pool < cfg.batch_size:
         raise ValueError(f"pool={cfg.pool} is smaller than batch_size={cfg.batch_size}; raise --pool")
     prev_threads = torch.get_num_threads()
@@ -175,22 +178,28 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print) -> Dict:
         bundle = bundle_of(model, cfg.arch)
         tokens = _CaptionTokens(bundle.tokenizer)
 
-        images_u8, scenes = _pool(cfg.pool, cfg.seed)                       # (P, 3, 32, 32) uint8
+        images_u8, scenes = _pool(cfg.pool, cfg.seed, cfg.group)                       # (P, 3, 32, 32) uint8
         log(f"rendered {len(scenes)} pretraining scenes in {time.time() - t_start:.1f}s")
         decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
         no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
         rng = np.random.default_rng([cfg.seed, 11])
-        order = rng.permutation(cfg.pool)
+        n_groups = cfg.pool // cfg.group
+        per_batch = max(1, cfg.batch_size // cfg.group)                     # whole sibling groups
+
+        def _order():
+            return (rng.permutation(n_groups)[:, None] * cfg.group + np.arange(cfg.group)[None, :]).reshape(-1)
+
+        order = _order()
         cursor = 0
         history: List[Dict] = []
         running = None
         for step in range(cfg.steps):
-            if cursor + cfg.batch_size > cfg.pool:
-                order, cursor = rng.permutation(cfg.pool), 0
-            idx = order[cursor:cursor + cfg.batch_size]
-            cursor += cfg.batch_size
+            if cursor + per_batch * cfg.group > len(order):
+                order, cursor = _order(), 0
+            idx = order[cursor:cursor + per_batch * cfg.group]
+            cursor += per_batch * cfg.group
             caps = [world.caption(scenes[i], rng) for i in idx]
             ids = {c: k for k, c in enumerate(dict.fromkeys(caps))}
             cap_ids = torch.tensor([ids[c] for c in caps], device=device)   # (B,)
@@ -245,6 +254,6 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print) -> Dict:
         torch.set_num_threads(prev_threads)
 
 
-def _pool(n: int, seed: int):
+def _pool(n: int, seed: int, group: int):
     """``n`` pretraining scenes and their images as uint8 (N, 3, 32, 32)."""
-    return world.pretraining_pairs(n, seed)
+    return world.pretraining_pairs(n, seed, group)

@@ -209,7 +209,7 @@ _BG_FRAMES = (" on a {b} background", " against a {b} backdrop", " on a {b} back
 _POS_FRAMES = (" in the {p}", " at the {p}", " in the {p} corner")
 _GENERIC = ("shape", "object")
 # Probability that a pretraining caption mentions each attribute (the rest are left unsaid).
-MENTION_P = {"shape": 0.85, "colour": 0.85, "count": 0.8, "size": 0.8, "position": 0.85, "background": 0.8}
+MENTION_P = {"shape": 0.9, "colour": 0.8, "count": 0.8, "size": 0.8, "position": 0.9, "background": 0.9}
 
 
 def caption(scene: Scene, rng: Optional[np.random.Generator] = None, full: bool = False) -> str:
@@ -395,9 +395,47 @@ register_collection("world-suite", SUITE)
 
 
 # ----------------------------------------------------------------------------- pretraining stream
-def pretraining_pairs(n: int, seed: int = 0) -> Tuple[torch.Tensor, List[Scene]]:
+_ATTRS = ("shape_colour", "count", "size", "position", "background")
+PRETRAIN_COUNT_P = (0.4, 0.2, 0.2, 0.2)     # single objects more often: position only exists for them
+
+
+def _vary(base: Scene, rng: np.random.Generator, allowed: Sequence[Tuple[str, str]]) -> Scene:
+    """A sibling of ``base``: one or two attributes re-drawn, a fresh layout."""
+    k = int(rng.integers(1, 3))
+    change = set(rng.choice(len(_ATTRS), size=k, replace=False).tolist())
+    fixed = {"count": base.count, "size": base.size, "position": base.position, "background": base.background}
+    if 0 not in change:
+        fixed.update(shape=base.shape, colour=base.colour)
+    if 1 in change:
+        others = [c for c in range(1, 5) if c != base.count]
+        p = np.array([PRETRAIN_COUNT_P[c - 1] for c in others])
+        fixed["count"] = int(rng.choice(others, p=p / p.sum()))
+    for i, key, n in ((2, "size", len(SIZES)), (3, "position", len(POSITIONS)), (4, "background", len(BACKGROUNDS))):
+        if i in change:
+            del fixed[key]
+    key = lambda sc: (sc.shape, sc.colour, sc.count, sc.size, sc.position if sc.count == 1 else -1,  # noqa: E731
+                      sc.background)
+    for _ in range(20):                                                     # make sure something differs
+        sib = sample_scene(rng, allowed, **fixed)
+        if key(sib) != key(base):
+            return sib
+    return sib
+
+
+def pretraining_pairs(n: int, seed: int = 0, group: int = 4) -> Tuple[torch.Tensor, List[Scene]]:
     """``n`` pretraining scenes (held-out combinations never drawn) and their images as uint8
-    (N, 3, 32, 32); captions are drawn afresh with :func:`caption` each time a scene is used."""
+    (N, 3, 32, 32); captions are drawn afresh with :func:`caption` each time a scene is used.
+
+    Scenes come in consecutive groups of ``group`` siblings that differ in one or two attributes,
+    so a batch made of whole groups holds hard negatives for every attribute (without them the
+    contrastive loss is satisfied by colour and count alone and never learns position or
+    background).
+    """
     rng = np.random.default_rng([int(seed), 7, 1])
-    scenes = [sample_scene(rng, SEEN) for _ in range(int(n))]
+    scenes: List[Scene] = []
+    while len(scenes) < int(n):
+        base = sample_scene(rng, SEEN, count=int(rng.choice(4, p=PRETRAIN_COUNT_P)) + 1)
+        scenes.append(base)
+        scenes.extend(_vary(base, rng, SEEN) for _ in range(max(0, group - 1)))
+    scenes = scenes[: int(n)]
     return render_uint8(scenes), scenes

@@ -1,0 +1,392 @@
+"""``ucat demo``: the whole story offline, on a laptop CPU, with the shipped tiny CLIP ``ucat-world``.
+
+1. Evaluate the shipped CLIP clean and under PGD on the procedural world's zero-shot suite
+   (``world-suite``) and state the phenomenon as measured numbers (Lu et al., "Calibrating
+   Uncertainty for Zero-Shot Adversarial CLIP", arXiv 2512.12997: under attack accuracy collapses
+   while predictive uncertainty does not rise to match, so calibration error grows).
+2. Fine-tune TeCoA (Mao et al., "Understanding Zero-Shot Adversarial Robustness for Large-Scale
+   Models", ICLR 2023) and UCAT (Lu et al. 2025) on the fine-tuning task ``world-train`` with the
+   same budget, optimizer and training attack (:func:`ucat.train.train`).
+3. Evaluate all three models on the suite with :func:`ucat.eval.run_eval` (same attack, same
+   images, same seeds).
+4. Print a comparison table (per task and average: clean/robust accuracy, ECE clean/adv, mean
+   normalized predictive entropy clean/adv, H) and write ``demo.md``, ``demo.json`` and PNG plots.
+
+Nothing here is tuned per method: both methods share every setting, and the numbers are reported
+as measured, whichever way they fall.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+MODEL = "ucat-world"
+BASE_LABEL = "CLIP"
+METHODS = ("tecoa", "ucat")
+LABELS = {"tecoa": "TeCoA", "ucat": "UCAT"}
+
+
+@dataclass
+class DemoConfig:
+    """The demo's settings (``--quick`` swaps in :meth:`quick`). Perturbation sizes in 1/255 units."""
+
+    out: str = "ucat-demo"
+    eps: float = 1.0                 # attack radius, 1/255 units (the paper's 1/255)
+    eval_steps: int = 10             # PGD steps at evaluation (step size eps/4)
+    eval_n: int = 500                # images per suite task
+    train_steps: int = 150           # optimizer steps per fine-tuned method
+    train_n: int = 9600              # world-train images used for fine-tuning
+    batch_size: int = 64
+    lr: float = 1e-4                 # the paper's SGD lr (momentum 0.9, cosine), shared by both methods
+    warmup_steps: int = 10
+    train_attack_steps: int = 2      # the paper's training attack: 2 steps of size eps
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 1                 # torch CPU threads (1 is fastest on a busy 2-core machine)
+    tasks: List[str] = field(default_factory=list)   # empty: the whole world-suite
+
+    @classmethod
+    def quick(cls, **kw) -> "DemoConfig":
+        base = dict(eval_steps=3, eval_n=40, train_steps=10, train_n=640, batch_size=32, warmup_steps=2)
+        base.update(kw)
+        return cls(**base)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = DemoConfig()
+    parser.add_argument("--out", default=d.out, help="output folder (default %(default)s)")
+    parser.add_argument("--quick", action="store_true", help="a tiny budget for CI (about a minute)")
+    parser.add_argument("--eps", default=None, help="attack radius in 1/255 units (default 1 = 1/255)")
+    parser.add_argument("--eval-steps", type=int, default=None, help="PGD steps at evaluation")
+    parser.add_argument("--eval-n", type=int, default=None, help="images per suite task")
+    parser.add_argument("--train-steps", type=int, default=None, help="fine-tuning steps per method")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--device", default=None, help="cpu (default), cuda or auto")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (0 = torch's default)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .config import parse_eps
+
+    over: Dict[str, Any] = {"out": args.out}
+    for key in ("eval_steps", "eval_n", "train_steps", "seed", "device", "threads"):
+        if getattr(args, key) is not None:
+            over[key] = getattr(args, key)
+    if args.eps is not None:
+        over["eps"] = parse_eps(args.eps, "--eps")
+    cfg = DemoConfig.quick(**over) if args.quick else DemoConfig(**over)
+    run_demo(cfg)
+    return 0
+
+
+def _say(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def run_demo(cfg: DemoConfig) -> Dict[str, Any]:
+    """Run the four stages; returns the ``demo.json`` record (also written to ``cfg.out``)."""
+    import torch
+
+    from .config import package_versions, save_json, save_run_config
+    from .data import world
+    from .eval import EvalConfig, ModelSpec, run_eval
+    from .train import TrainConfig, train
+
+    if cfg.eps <= 0:
+        raise ValueError(f"--eps {cfg.eps}: the demo needs a positive attack radius (1/255 units, e.g. 1)")
+    for name in ("eval_steps", "eval_n", "train_steps", "train_n", "batch_size"):
+        if int(getattr(cfg, name)) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+    tasks = list(cfg.tasks) or list(world.SUITE)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_run_config(out, cfg, name="demo_config")
+    prev_threads = torch.get_num_threads()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    t0 = time.time()
+    timings: Dict[str, float] = {}
+    try:
+        def eval_cfg(models):
+            return EvalConfig(models=models, datasets=tasks, attacks=["pgd"], eps=[cfg.eps], steps=cfg.eval_steps,
+                              step_size=cfg.eps / 4, n_samples=cfg.eval_n, batch_size=250, device=cfg.device,
+                              seed=cfg.seed, out=str(out / "eval"), save_logits=True, plots=True, progress=False)
+
+        base = ModelSpec(BASE_LABEL, MODEL)
+        _say(f"[1/4] the shipped CLIP ({MODEL}) on {len(tasks)} world tasks, clean and under PGD-{cfg.eval_steps} "
+             f"at eps {cfg.eps:g}/255 ({cfg.eval_n} images per task)")
+        res_base = run_eval(eval_cfg([base]))
+        timings["eval_clip_s"] = round(time.time() - t0, 1)
+        phen = phenomenon(res_base)
+        for line in phen["lines"]:
+            _say("      " + line)
+
+        checkpoints: Dict[str, str] = {}
+        for i, m in enumerate(METHODS):
+            t1 = time.time()
+            _say(f"[2/4] fine-tuning {LABELS[m]} on world-train: {cfg.train_steps} steps of batch {cfg.batch_size}, "
+                 f"PGD-{cfg.train_attack_steps} at eps {cfg.eps:g}/255 (same settings for every method)")
+            tc = TrainConfig(method=m, model=MODEL, data="world-train", n_samples=cfg.train_n, epochs=10**6,
+                             max_steps=cfg.train_steps, batch_size=cfg.batch_size, lr=cfg.lr, optimizer="sgd",
+                             momentum=0.9, warmup_steps=cfg.warmup_steps, schedule="cosine", eps=cfg.eps,
+                             attack="pgd", attack_steps=cfg.train_attack_steps, attack_step_size=cfg.eps,
+                             out=str(out / "train" / m), seed=cfg.seed, device=cfg.device, progress=False,
+                             checkpoint_every=10**9, keep_checkpoints=1, log_every=max(1, cfg.train_steps // 10),
+                             resume=None)
+            result = train(tc)
+            weights = result.export or result.final or result.checkpoint
+            if weights is None:
+                raise RuntimeError(f"training {m} wrote no weights in {result.out_dir}")
+            checkpoints[m] = str(weights)
+            timings[f"train_{m}_s"] = round(time.time() - t1, 1)
+            hist = [h for h in result.history if "loss" in h]
+            if hist:
+                _say(f"      loss {float(hist[0]['loss']):.3f} -> {float(hist[-1]['loss']):.3f} "
+                     f"({timings[f'train_{m}_s']:.0f}s)")
+
+        t2 = time.time()
+        _say(f"[3/4] evaluating {BASE_LABEL}, TeCoA and UCAT on the suite (same images, same attack)")
+        specs = [base] + [ModelSpec(LABELS[m], MODEL, checkpoint=checkpoints[m]) for m in METHODS]
+        results = run_eval(eval_cfg(specs))
+        timings["eval_all_s"] = round(time.time() - t2, 1)
+
+        _say("[4/4] comparison")
+        table = comparison_rows(results, [s.label for s in specs], tasks)
+        md = comparison_markdown(table, cfg, phenomenon(results, BASE_LABEL))
+        timings["total_s"] = round(time.time() - t0, 1)
+        plots = write_plots(results, table, [s.label for s in specs], out)
+        record = {"config": asdict(cfg), "tasks": tasks, "phenomenon": phen, "table": table,
+                  "checkpoints": checkpoints, "plots": plots, "timings": timings, "eps_unit": "1/255",
+                  "versions": package_versions()}
+        from .config import atomic_write_text
+
+        atomic_write_text(out / "demo.md", md)
+        save_json(out / "demo.json", record)
+        _say(md)
+        _say(f"wrote {out / 'demo.md'}, {out / 'demo.json'} and {len(plots)} plots in {out} "
+             f"({timings['total_s']:.0f}s); per-result JSON, reliability diagrams and uncertainty histograms "
+             f"are in {out / 'eval'}")
+        return record
+    finally:
+        torch.set_num_threads(prev_threads)
+
+
+# ----------------------------------------------------------------------------- numbers
+_COLS = (("clean_acc", "clean", "accuracy"), ("robust_acc", "adv", "accuracy"), ("clean_ece", "clean", "ece"),
+         ("adv_ece", "adv", "ece"), ("clean_unc", "clean", "mean_entropy"), ("adv_unc", "adv", "mean_entropy"),
+         ("clean_conf", "clean", "mean_confidence"), ("adv_conf", "adv", "mean_confidence"),
+         ("clean_epistemic", "clean", "mean_epistemic"), ("adv_epistemic", "adv", "mean_epistemic"))
+
+
+def _mean(xs: List[float]) -> float:
+    xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def comparison_rows(results: List[Dict[str, Any]], labels: List[str], tasks: List[str]) -> List[Dict[str, Any]]:
+    """One row per (model, task) and an ``Average`` row per model; accuracies/ECE as fractions."""
+    from .metrics import harmonic_mean
+
+    by = {(r["model"], r["dataset"]): r for r in results}
+    rows: List[Dict[str, Any]] = []
+    for label in labels:
+        mine: List[Dict[str, Any]] = []
+        for t in tasks:
+            r = by.get((label, t))
+            if r is None:
+                continue
+            row: Dict[str, Any] = {"model": label, "task": t, "n": r["counts"]["n"]}
+            for col, split, key in _COLS:
+                row[col] = float(r[split][key])
+            row["H"] = harmonic_mean(row["clean_acc"], row["robust_acc"])
+            mine.append(row)
+        if not mine:
+            continue
+        avg: Dict[str, Any] = {"model": label, "task": "Average", "n": sum(r["n"] for r in mine)}
+        for col, _, _ in _COLS:
+            avg[col] = _mean([r[col] for r in mine])
+        avg["H"] = harmonic_mean(avg["clean_acc"], avg["robust_acc"])   # the paper's H of the averages
+        rows.extend(mine + [avg])
+    return rows
+
+
+def phenomenon(results: List[Dict[str, Any]], label: Optional[str] = None) -> Dict[str, Any]:
+    """The paper's phenomenon for the original CLIP, as measured (averages over the suite)."""
+    rs = [r for r in results if label is None or r["model"] == label]
+    get = lambda split, key: _mean([float(r[split][key]) for r in rs])  # noqa: E731
+    p = {k: get(s, m) for k, s, m in _COLS}
+    lines = [
+        f"accuracy           clean {100 * p['clean_acc']:6.2f}%  ->  under attack {100 * p['robust_acc']:6.2f}%",
+        f"ECE                clean {100 * p['clean_ece']:6.2f}%  ->  under attack {100 * p['adv_ece']:6.2f}%",
+        f"mean confidence    clean {p['clean_conf']:6.3f}   ->  under attack {p['adv_conf']:6.3f}",
+        f"predictive entropy clean {p['clean_unc']:6.3f}   ->  under attack {p['adv_unc']:6.3f}  (normalized by log C)",
+    ]
+    verdict = []
+    verdict.append("accuracy collapses" if p["robust_acc"] < 0.5 * p["clean_acc"] else "accuracy drops"
+                   if p["robust_acc"] < p["clean_acc"] else "accuracy does not drop")
+    verdict.append("uncertainty FALLS under attack (the model grows more confident while wrong)"
+                   if p["adv_unc"] < p["clean_unc"] else
+                   "uncertainty rises under attack, but far less than the error does"
+                   if (p["adv_unc"] - p["clean_unc"]) < (p["clean_acc"] - p["robust_acc"]) else
+                   "uncertainty rises at least as much as the error")
+    verdict.append("ECE rises" if p["adv_ece"] > p["clean_ece"] else "ECE does not rise")
+    lines.append("measured: " + "; ".join(verdict) + ".")
+    return {"averages": p, "lines": lines}
+
+
+def comparison_markdown(rows: List[Dict[str, Any]], cfg: DemoConfig, phen: Dict[str, Any]) -> str:
+    pct = lambda v: "nan" if v != v else f"{100 * v:.1f}"  # noqa: E731
+    num = lambda v: "nan" if v != v else f"{v:.3f}"  # noqa: E731
+    lines = ["# ucat demo: the shipped tiny CLIP, TeCoA and UCAT on the procedural world", "",
+             f"Attack: PGD-{cfg.eval_steps} (L-inf), eps = {cfg.eps:g}/255, step eps/4; {cfg.eval_n} images per task. "
+             f"Fine-tuning: {cfg.train_steps} SGD steps of batch {cfg.batch_size} on world-train, PGD-"
+             f"{cfg.train_attack_steps} training attack at the same eps, identical for both methods.", "",
+             "## The phenomenon (shipped CLIP, average over the suite)", ""]
+    lines += ["    " + ln for ln in phen["lines"]]
+    lines += ["", "## Averages", "",
+              "| Model | Clean acc | Robust acc | H | ECE clean | ECE adv | Unc. clean | Unc. adv |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["task"] == "Average":
+            lines.append(f"| {r['model']} | {pct(r['clean_acc'])} | {pct(r['robust_acc'])} | {pct(r['H'])} | "
+                         f"{pct(r['clean_ece'])} | {pct(r['adv_ece'])} | {num(r['clean_unc'])} | {num(r['adv_unc'])} |")
+    lines += ["", "## Per task", "",
+              "| Task | Model | Clean acc | Robust acc | H | ECE clean | ECE adv | Unc. clean | Unc. adv |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    tasks = list(dict.fromkeys(r["task"] for r in rows if r["task"] != "Average"))
+    for t in tasks:
+        for r in rows:
+            if r["task"] == t:
+                lines.append(f"| {t} | {r['model']} | {pct(r['clean_acc'])} | {pct(r['robust_acc'])} | {pct(r['H'])} | "
+                             f"{pct(r['clean_ece'])} | {pct(r['adv_ece'])} | {num(r['clean_unc'])} | "
+                             f"{num(r['adv_unc'])} |")
+    lines += ["", "Accuracy, ECE (15 equal-width bins) and H in %. Unc. = mean entropy of the softmax, divided "
+              "by log C (0 = certain, 1 = uniform). H = harmonic mean of clean and robust accuracy (of the "
+              "averages in the Averages table, as in the UCAT paper). Numbers are as measured on this run; "
+              "nothing was tuned per method.", ""]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- plots
+def write_plots(results: List[Dict[str, Any]], rows: List[Dict[str, Any]], labels: List[str], out: Path) -> List[str]:
+    """Accuracy/ECE/uncertainty bars, pooled reliability diagrams and entropy histograms (PNG)."""
+    import numpy as np
+
+    from .eval.plots import _plt, _save, reliability_diagram
+
+    plt = _plt()
+    written: List[str] = []
+    avg = {r["model"]: r for r in rows if r["task"] == "Average"}
+    labels = [lb for lb in labels if lb in avg]
+    panels = (("accuracy (%)", "clean_acc", "robust_acc", 100.0), ("ECE (%)", "clean_ece", "adv_ece", 100.0),
+              ("predictive entropy / log C", "clean_unc", "adv_unc", 1.0))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.12, top=0.85, wspace=0.28)
+    x = np.arange(len(labels))
+    for ax, (title, c, a, k) in zip(axes, panels):
+        ax.bar(x - 0.2, [k * avg[lb][c] for lb in labels], 0.4, label="clean", color="tab:blue")
+        ax.bar(x + 0.2, [k * avg[lb][a] for lb in labels], 0.4, label="under attack", color="tab:red")
+        ax.set_xticks(x, labels)
+        ax.set_title(title, fontsize=10)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("average over the world suite", fontsize=10)
+    path = out / "demo_summary.png"
+    _save(fig, path)
+    plt.close(fig)
+    written.append(path.name)
+
+    tasks = list(dict.fromkeys(r["task"] for r in rows if r["task"] != "Average"))
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(tasks)), 3.8))
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.22, top=0.9)
+    w = 0.8 / max(1, len(labels))
+    for i, lb in enumerate(labels):
+        vals = [next((100 * r["robust_acc"] for r in rows if r["model"] == lb and r["task"] == t), 0.0) for t in tasks]
+        ax.bar(np.arange(len(tasks)) + (i - (len(labels) - 1) / 2) * w, vals, w, label=lb)
+    ax.set_xticks(np.arange(len(tasks)), [t.replace("world-", "") for t in tasks], rotation=20)
+    ax.set_ylabel("robust accuracy (%)")
+    ax.legend(fontsize=8)
+    ax.set_title("robust accuracy per task", fontsize=10)
+    path = out / "demo_robust_per_task.png"
+    _save(fig, path)
+    plt.close(fig)
+    written.append(path.name)
+
+    for lb in labels:
+        mine = [r for r in results if r["model"] == lb]
+        if not mine:
+            continue
+        pooled = {s: _pool_bins([r[s]["reliability"] for r in mine]) for s in ("clean", "adv")}
+        path = out / f"demo_reliability_{lb}.png"
+        reliability_diagram(pooled["clean"], pooled["adv"], path, f"{lb}: all suite tasks pooled")
+        written.append(path.name)
+
+    ent = _entropies(results, labels, out / "eval")
+    if ent:
+        fig, axes = plt.subplots(1, len(ent), figsize=(4 * len(ent), 3.4), sharey=True)
+        axes = np.atleast_1d(axes)
+        fig.subplots_adjust(left=0.06, right=0.98, bottom=0.16, top=0.84, wspace=0.08)
+        bins = np.linspace(0, 1, 26)
+        for ax, (lb, (c, a)) in zip(axes, ent.items()):
+            ax.hist(c, bins=bins, alpha=0.6, color="tab:blue", label="clean")
+            ax.hist(a, bins=bins, alpha=0.6, color="tab:red", label="under attack")
+            ax.set(title=lb, xlabel="predictive entropy / log C")
+        axes[0].legend(fontsize=8)
+        fig.suptitle("uncertainty of every suite image, clean vs adversarial", fontsize=10)
+        path = out / "demo_uncertainty_hist.png"
+        _save(fig, path)
+        plt.close(fig)
+        written.append(path.name)
+    return written
+
+
+def _pool_bins(bin_list: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Merge reliability bins of several datasets (same edges): count-weighted accuracy/confidence."""
+    edges = bin_list[0]["edges"]
+    nb = len(edges) - 1
+    count = [sum(b["count"][i] for b in bin_list) for i in range(nb)]
+    acc, conf = [], []
+    for i in range(nb):
+        if count[i] == 0:
+            acc.append(float("nan"))
+            conf.append(float("nan"))
+            continue
+        acc.append(sum(b["accuracy"][i] * b["count"][i] for b in bin_list if b["count"][i]) / count[i])
+        conf.append(sum(b["confidence"][i] * b["count"][i] for b in bin_list if b["count"][i]) / count[i])
+    return {"edges": edges, "accuracy": acc, "confidence": conf, "count": count}
+
+
+def _entropies(results: List[Dict[str, Any]], labels: List[str], eval_dir: Path) -> Dict[str, Any]:
+    """Per model: normalized softmax entropies of every evaluated image (clean, adv), from saved logits."""
+    import numpy as np
+    import torch
+
+    from .eval.evaluator import _slug
+    from .uncertainty import softmax_entropy
+
+    out: Dict[str, Any] = {}
+    for lb in labels:
+        c_all, a_all = [], []
+        for r in results:
+            if r["model"] != lb:
+                continue
+            f = eval_dir / _slug(lb) / _slug(r["dataset"]) / f"{_slug(r['attack'])}-eps{float(r['eps']):g}_logits.npz"
+            if not f.is_file():
+                continue
+            z = np.load(f)
+            c_all.append(softmax_entropy(torch.from_numpy(z["clean"]), normalize=True).numpy())
+            a_all.append(softmax_entropy(torch.from_numpy(z["adv"]), normalize=True).numpy())
+        if c_all:
+            out[lb] = (np.concatenate(c_all), np.concatenate(a_all))
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from .cli import main
+
+    sys.exit(main(["demo", *sys.argv[1:]]))
