@@ -136,6 +136,11 @@ def test_pmg_aft_loss(parts, batch):
     expected = ce_by_hand(z_adv, y) + 0.7 * kl_ref + 1.3 * kl_clean
     assert float(out["kl_ref"]) == pytest.approx(float(kl_ref), rel=1e-4, abs=1e-7)
     assert float(out["loss"].detach()) == pytest.approx(float(expected), rel=1e-5)
+    # under 2 data-parallel processes the batch sums count twice (DDP then averages the gradients)
+    m2 = create_method("pmg-aft", clf, ref, FixedAttack(x_adv))
+    m2.world_size = 2
+    out2 = m2(x, y)
+    assert float(out2["kl_clean"]) == pytest.approx(2 * float(out["kl_clean"]), rel=1e-6)
     # the official nn.KLDivLoss(reduction="sum")(log_softmax(input), softmax(target)) is the same number
     official = torch.nn.KLDivLoss(reduction="sum")(F.log_softmax(z_adv, -1), F.softmax(z_clean, -1))
     assert float(kl_sum(z_clean, z_adv)) == pytest.approx(float(official), rel=1e-3, abs=1e-7)

@@ -36,6 +36,10 @@ class Method(nn.Module):
 
     #: whether ``forward`` calls the training attack (``clean`` does not).
     uses_attack: bool = True
+    #: number of data-parallel processes (set by the trainer). DDP averages gradients over the
+    #: processes, which is right for batch-mean terms; terms *summed* over the batch multiply by
+    #: it so that a run on N processes matches one process with the same global batch.
+    world_size: int = 1
 
     def __init__(self, classifier: nn.Module, reference: nn.Module, attack: Optional[Callable] = None):
         super().__init__()

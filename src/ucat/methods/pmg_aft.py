@@ -34,9 +34,9 @@ class PMGAFT(Method):
     classes; weights 1 and 1. The frozen model sees the *adversarial* image; the clean branch is
     the trainable model on the clean image, not detached (gradients flow through both sides).
 
-    Note on multi-process training: the summed terms are per-process sums, and DDP averages
-    gradients over processes, so with N processes and the same global batch their effective
-    weight is 1/N of the single-process run; scale ``ref_weight``/``clean_weight`` by N to match.
+    Under N data-parallel processes each process's sums are multiplied by N (``world_size``), so
+    that after DDP's gradient average the KL terms weigh as the sum over the global batch, as in a
+    single-process run with that batch.
 
     Options:
         ref_weight: weight of the KL to the frozen model on x_adv (1).
@@ -57,8 +57,8 @@ class PMGAFT(Method):
     def loss_from_logits(self, logits_adv, logits_clean, logits_ref_adv, labels) -> Dict[str, torch.Tensor]:
         """(B, C) trainable adv, (B, C) trainable clean, (B, C) frozen adv logits, (B,) labels -> loss dict."""
         ce = ce_loss(logits_adv, labels)
-        kl_ref = kl_sum(logits_ref_adv.detach(), logits_adv)
-        kl_clean = kl_sum(logits_clean, logits_adv)
+        kl_ref = self.world_size * kl_sum(logits_ref_adv.detach(), logits_adv)
+        kl_clean = self.world_size * kl_sum(logits_clean, logits_adv)
         loss = self.ce_weight * ce + self.ref_weight * kl_ref + self.clean_weight * kl_clean
         return {"loss": loss, "ce": ce.detach(), "kl_ref": kl_ref.detach(), "kl_clean": kl_clean.detach()}
 

@@ -415,6 +415,7 @@ def _train(cfg: TrainConfig, info: DistInfo, stop_after: Optional[int]) -> Train
     eps, step_size = to_fraction(cfg.eps), to_fraction(cfg.attack_step_size)
     attack = create_attack(cfg.attack, eps=eps, step_size=step_size, steps=cfg.attack_steps)
     method = create_method(cfg.method, classifier, reference, attack, **dict(cfg.method_options or {}))
+    method.world_size = info.world_size     # for batch-summed loss terms (see Method.world_size)
     method.to(device).train()
 
     sampler = ResumableSampler(train_set, info.world_size, info.rank, cfg.seed)
