@@ -94,8 +94,8 @@ def test_heldout_combinations_never_pretrained():
 
 def test_registry_entries_and_collection():
     assert COLLECTIONS["world-suite"] == list(W.SUITE) and len(W.SUITE) >= 6
-    assert "world-train" not in W.SUITE
-    for name in list(W.SUITE) + ["world-train"]:
+    assert "world-train" not in W.SUITE and not set(W.UNLEARNED) & set(W.SUITE)
+    for name in W.TASKS:
         info = DATASETS.get(name)
         assert info.needs_root is False and info.num_classes == len(W.TASKS[name].classes)
         ds = info.builder(None, "val", None, n=8)
@@ -113,11 +113,11 @@ def test_registry_entries_and_collection():
 def test_pretraining_smoke_lowers_the_loss(tmp_path):
     from ucat.world_pretrain import PretrainConfig, pretrain
 
-    cfg = PretrainConfig(out=str(tmp_path), steps=40, batch_size=32, pool=320, warmup=5, lr=2e-3, eval_n=24,
+    cfg = PretrainConfig(out=str(tmp_path), steps=80, batch_size=32, pool=640, group=1, warmup=5, lr=3e-3, eval_n=24,
                          log_every=1, tasks=["world-colour"], seed=0)
     rec = pretrain(cfg, log=lambda s: None)
     losses = [h["loss"] for h in rec["history"]]
-    assert len(losses) == 40
+    assert len(losses) == 80
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
     w = tmp_path / "ucat-world.safetensors"
     assert w.is_file() and (tmp_path / "ucat-world.json").is_file()
@@ -152,9 +152,11 @@ def test_shipped_weights_checksum_and_recorded_accuracy():
     acc = zero_shot_accuracy(b, list(record["zero_shot_accuracy"]), ev["n_per_task"], ev["seed"], ev["split"])
     for task, want in record["zero_shot_accuracy"].items():
         assert abs(acc[task] - want) <= 1.0, (task, acc[task], want)
-        # far above chance on every task
+    # far above chance on every suite task and on the fine-tuning task
+    assert set(W.SUITE) | {"world-train"} <= set(acc)
+    for task in list(W.SUITE) + ["world-train"]:
         chance = 100.0 / len(W.TASKS[task].classes)
-        assert acc[task] >= chance + 0.5 * (100 - chance) or acc[task] >= 2 * chance, (task, acc[task])
+        assert acc[task] >= chance + 0.4 * (100 - chance), (task, acc[task], chance)
 
 
 def test_world_cli(tmp_path, capsys):

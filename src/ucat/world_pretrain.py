@@ -53,7 +53,7 @@ class PretrainConfig:
     eval_seed: int = 0
     log_every: int = 50
     device: str = "cpu"
-    tasks: List[str] = field(default_factory=lambda: list(world.SUITE) + ["world-train"])
+    tasks: List[str] = field(default_factory=lambda: list(world.TASKS))   # recorded zero-shot evaluation
 
 
 class _CaptionTokens:
@@ -238,6 +238,7 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print) -> Dict:
             "weights": weights.name,
             "sha256": digest,
             "zero_shot_accuracy": acc,
+            "suite": suite,
             "suite_mean": round(float(np.mean([acc[t] for t in suite])), 2) if suite else None,
             "chance": chance_levels(cfg.tasks),
             "eval": {"split": "test", "n_per_task": cfg.eval_n, "seed": cfg.eval_seed, "precision": "fp32 (weights stored fp16)"},

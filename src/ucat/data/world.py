@@ -19,9 +19,10 @@ them, and the ``world-heldout`` task asks for exactly those, so it measures comp
 
 Registered datasets (no root needed, in-memory tensors, built once per (task, split, seed, n)):
 
-* ``world-shape``, ``world-colour``, ``world-count``, ``world-size``, ``world-position``,
-  ``world-background``, ``world-heldout``: the zero-shot suite (collection ``world-suite``,
-  this world's ``zs16``);
+* ``world-shape``, ``world-colour``, ``world-count``, ``world-size``, ``world-count-shape``,
+  ``world-heldout``: the zero-shot suite (collection ``world-suite``, this world's ``zs16``);
+* ``world-position``, ``world-background``: registered, but outside the suite, because the
+  shipped model does not solve them (zero-shot accuracy at chance);
 * ``world-train``: the fine-tuning task (36 seen shape x colour classes; this world's
   TinyImageNet).
 """
@@ -296,6 +297,12 @@ _add(WorldTask("world-background", BACKGROUNDS,
                ("a photo of a shape on a {} background.", "an object against a {} backdrop.",
                 "a picture of shapes over a {} pattern.", "a {} background."),
                "the background texture (4-way)", lambda y: {"background": y}, default_n=_N_EVAL))
+_add(WorldTask("world-count-shape",
+               tuple(f"{COUNT_WORDS[k]} {SHAPES[s] if k == 0 else SHAPE_PLURALS[SHAPES[s]]}"
+                     for k in range(4) for s in range(len(SHAPES))),
+               ("a photo of {}.", "{}.", "a picture of {}.", "an image of {}.", "a drawing of {}."),
+               "how many objects of which shape (24-way: count x shape)",
+               lambda y: {"count": y // len(SHAPES) + 1, "shape": y % len(SHAPES)}, default_n=_N_EVAL))
 _add(WorldTask("world-heldout", tuple(f"{c} {s}" for s, c in HELDOUT), _PAIR_T,
                "shape x colour combinations never seen in pretraining (12-way; colour or shape alone "
                "gives at most 50%)",
@@ -306,8 +313,11 @@ _add(WorldTask("world-train", tuple(f"{c} {s}" for s, c in SEEN), _PAIR_T,
                lambda y: {"shape": SHAPES.index(SEEN[y][0]), "colour": COLOUR_NAMES.index(SEEN[y][1])},
                default_n={"train": 10000, "val": 1000, "test": 2000}))
 
-SUITE: Tuple[str, ...] = ("world-shape", "world-colour", "world-count", "world-size", "world-position",
-                          "world-background", "world-heldout")
+SUITE: Tuple[str, ...] = ("world-shape", "world-colour", "world-count", "world-size", "world-count-shape",
+                          "world-heldout")
+# Registered but outside the suite: the shipped model has not learned these two (its zero-shot
+# accuracy on them is at chance; see docs/world.md). They stay available as open problems.
+UNLEARNED: Tuple[str, ...] = ("world-position", "world-background")
 _SPLIT_OFFSET = {"train": 0, "val": 1, "test": 2}
 
 

@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     z.add_argument("--n", type=int, default=500, help="images per task")
     z.add_argument("--seed", type=int, default=0)
     z.add_argument("--split", default="test")
-    z.add_argument("--tasks", nargs="+", default=None, help="world tasks (default: the suite and world-train)")
+    z.add_argument("--tasks", nargs="+", default=None, help="world tasks (default: all of them)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,7 +109,7 @@ def _zeroshot(args) -> int:
     from ..world_pretrain import zero_shot_accuracy
     from . import world
 
-    tasks = args.tasks or list(world.SUITE) + ["world-train"]
+    tasks = args.tasks or list(world.TASKS)
     unknown = [t for t in tasks if t not in world.TASKS]
     if unknown:
         raise ValueError(f"unknown world task(s) {', '.join(unknown)}; known: {', '.join(world.TASKS)}")

@@ -27,6 +27,7 @@ OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 # Models that ship inside the package: name -> weights file under ucat/assets (set by ucat.world).
 BUILTIN_WEIGHTS: Dict[str, str] = {}
+BUILTIN_WEIGHTS["ucat-world"] = "assets/ucat-world.safetensors"
 
 _CONFIGS_ADDED = False
 
