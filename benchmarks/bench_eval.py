@@ -98,7 +98,7 @@ def bench_attacks(args, device, machine) -> int:
                 base = {"bench": "eval_attack", "attack": attack_name, "arch": args.arch, "batch": batch,
                         "classes": args.classes, "steps": args.steps, "eps_255": args.eps,
                         "step_size_255": args.step_size, "precision": precision, "device": str(device)}
-                cfg = dict(base, seed=args.seed)
+                cfg = dict(base, seed=args.seed, eps=args.eps, step_size=args.step_size)
                 results = {}
                 for variant in args.variants:
                     rec = {"status": "ok"}
@@ -148,7 +148,7 @@ def bench_full_eval(args, device, machine) -> int:
     with tempfile.TemporaryDirectory() as out:
         argv = ["eval", "--model", args.eval_model, "--datasets", dataset, "--attacks", "pgd",
                 "--steps", str(args.eval_steps), "--n-samples", str(args.eval_samples),
-                "--batch-size", "32", "--device", str(device), "--out", out]
+                "--batch-size", "32", "--device", str(device), "--no-progress", "--out", out]
         base = {"bench": "eval_full", "model": args.eval_model, "dataset": dataset, "attack": "pgd",
                 "steps": args.eval_steps, "n_samples": args.eval_samples, "device": str(device),
                 "command": "ucat " + " ".join(argv[:-2] + ["--out", "OUT"])}

@@ -7,7 +7,8 @@ classes (the research code's grows linearly: it re-encodes C prompts per call). 
 size the time should grow linearly (constant images/s) once the batch fills the device.
 
 One JSON line per configuration (``bench: "scaling"``) and a summary line per sweep with
-``max_over_min`` (the flatness: 1.0 is perfectly flat). Runs in-process (no memory numbers).
+``max_over_min`` (the flatness: 1.0 is perfectly flat). Runs in-process (no memory numbers), the
+configurations of a sweep timed round-robin so that a drifting machine load hits them alike.
 
 Example::
 
@@ -38,18 +39,31 @@ def build_parser():
     return p
 
 
-def run_one(args, device, machine, classes, batch, sweep):
-    cfg = {"method": args.method, "arch": args.arch, "batch": batch, "classes": classes, "seed": args.seed,
-           "attack_steps": args.attack_steps, "eps": 1.0, "step_size": 1.0, "precision": args.precision}
-    base = {"bench": "scaling", "sweep": sweep, "method": args.method, "arch": args.arch, "batch": batch,
-            "classes": classes, "attack_steps": args.attack_steps, "precision": args.precision,
-            "device": str(device)}
-    step, _ = make_ours(cfg, device)
-    times = common.time_fn(step, device, warmup=args.warmup, reps=args.reps)
-    rec = dict(base, **common.summarize(times))
-    rec["images_per_s"] = batch / rec["median_s"]
-    common.emit(dict(rec, warmup=args.warmup, reps=args.reps, machine=machine), args.jsonl)
-    return rec
+def sweep(args, device, machine, configs, sweep_name):
+    """Time every (classes, batch) config round-robin in this process (a drifting machine load then
+    hits them alike): ``--warmup`` untimed rounds, ``--reps`` timed rounds."""
+    steps = []
+    for classes, batch in configs:
+        cfg = {"method": args.method, "arch": args.arch, "batch": batch, "classes": classes, "seed": args.seed,
+               "attack_steps": args.attack_steps, "eps": 1.0, "step_size": 1.0, "precision": args.precision}
+        steps.append(make_ours(cfg, device)[0])
+    times = [[] for _ in configs]
+    for r in range(args.warmup + args.reps):
+        for i in range(len(configs)):
+            j = (i + r) % len(configs)
+            t = common.time_fn(steps[j], device, warmup=0, reps=1)[0]
+            if r >= args.warmup:
+                times[j].append(t)
+    recs = []
+    for (classes, batch), ts in zip(configs, times):
+        rec = {"bench": "scaling", "sweep": sweep_name, "method": args.method, "arch": args.arch, "batch": batch,
+               "classes": classes, "attack_steps": args.attack_steps, "precision": args.precision,
+               "device": str(device), **common.summarize(ts), "warmup": args.warmup, "reps": args.reps,
+               "interleaved": True}
+        rec["images_per_s"] = batch / rec["median_s"]
+        common.emit(dict(rec, machine=machine), args.jsonl)
+        recs.append(rec)
+    return recs
 
 
 def main(argv=None) -> int:
@@ -63,14 +77,14 @@ def main(argv=None) -> int:
 
     check_precision(args.precision, device)
     if "classes" in args.sweeps:
-        recs = [run_one(args, device, machine, c, args.batch, "classes") for c in args.classes]
+        recs = sweep(args, device, machine, [(c, args.batch) for c in args.classes], "classes")
         med = [r["median_s"] for r in recs]
         common.emit({"bench": "scaling", "sweep": "classes", "variant": "summary", "arch": args.arch,
                      "batch": args.batch, "classes": args.classes, "precision": args.precision,
                      "median_s": med, "max_over_min": round(max(med) / min(med), 4),
                      "machine": machine}, args.jsonl)
     if "batch" in args.sweeps:
-        recs = [run_one(args, device, machine, args.sweep_classes, b, "batch") for b in args.batches]
+        recs = sweep(args, device, machine, [(args.sweep_classes, b) for b in args.batches], "batch")
         ips = [r["images_per_s"] for r in recs]
         common.emit({"bench": "scaling", "sweep": "batch", "variant": "summary", "arch": args.arch,
                      "classes": args.sweep_classes, "batches": args.batches, "precision": args.precision,

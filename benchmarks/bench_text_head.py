@@ -34,13 +34,44 @@ def build_parser():
     p.add_argument("--templates", type=common.int_list, default=[1, 4])
     p.add_argument("--precision", type=common.str_list, default=["fp32"])
     p.add_argument("--batch-size", type=int, default=256, help="prompts per text-tower batch")
+    p.add_argument("--research-per-call", action="store_true",
+                   help="also time the text tower forward+backward on C prompts (the research code's per-call cost)")
     return p
+
+
+def research_per_call(bundle, prompts, precision, device, args):
+    """What the research code pays on *every* logits call: the text tower on all C prompts, with
+    gradients (forward+backward through the text tower) and, for the frozen model, without."""
+    from ucat.device import autocast
+
+    model = bundle.model
+    tokens = bundle.tokenizer([p for ps in prompts for p in ps]).to(device)      # (C, L)
+    model.requires_grad_(True)
+
+    def fwd_bwd():
+        with autocast(device, precision):
+            txt = model.encode_text(tokens)                                       # (C, D)
+        txt.float().square().sum().backward()
+        model.zero_grad(set_to_none=True)
+
+    def fwd():
+        with torch.no_grad(), autocast(device, precision):
+            model.encode_text(tokens)
+
+    t_fb = common.summarize(common.time_fn(fwd_bwd, device, warmup=args.warmup, reps=args.reps))
+    t_f = common.summarize(common.time_fn(fwd, device, warmup=args.warmup, reps=args.reps))
+    n = tokens.shape[0]
+    return {"variant": "research_per_call", "fwd_bwd_median_s": t_fb["median_s"], "fwd_bwd_times_s": t_fb["times_s"],
+            "fwd_median_s": t_f["median_s"], "fwd_times_s": t_f["times_s"],
+            "fwd_bwd_s_per_prompt": t_fb["median_s"] / n, "fwd_s_per_prompt": t_f["median_s"] / n,
+            "warmup": args.warmup, "reps": args.reps}
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.smoke:
-        args.arch, args.classes, args.templates, args.warmup, args.reps = "ucat-tiny", [5], [2], 0, 1
+        args.arch, args.classes, args.templates, args.warmup, args.reps = "ucat-tiny", [5], [1, 2], 0, 1
+        args.research_per_call = True
     device = common.init_torch(args)
     machine = common.machine_info(device)
     from ucat.device import autocast, check_precision
@@ -68,6 +99,10 @@ def main(argv=None) -> int:
                 rec["s_per_prompt"] = rec["median_s"] / n_prompts
                 rec["s_per_class"] = rec["median_s"] / n_cls
                 common.emit(dict(rec, warmup=args.warmup, reps=args.reps, machine=machine), args.jsonl)
+
+                if args.research_per_call and n_tpl == 1:
+                    rec = research_per_call(bundle, prompts, precision, device, args)
+                    common.emit(dict(base, **rec, machine=machine), args.jsonl)
 
                 with tempfile.TemporaryDirectory() as cache:
                     t0 = time.perf_counter()

@@ -38,9 +38,9 @@ import common  # noqa: E402
 # Image-tower passes per step beyond the attack: (trainable forward+backward batches, frozen no-grad batches).
 # From each method's loss (the paper dossier §1.6 and §5): UCAT: f_theta(x_adv) and f_0(x); TeCoA:
 # f_theta(x_adv); FARE: f_theta(x_adv) and f_0(x); PMG-AFT: f_theta(x_adv), f_theta(x) and f_0(x_adv);
-# TGA-ZSR: f_theta(x_adv), f_theta(x), f_0(x_adv) and f_0(x); clean: f_theta(x), no attack.
+# TGA-ZSR: f_theta(x_adv), f_theta(x) and f_0(x); clean: f_theta(x), no attack.
 FLOOR_PASSES = {
-    "ucat": (1, 1), "tecoa": (1, 0), "fare": (1, 1), "pmg-aft": (2, 1), "tga-zsr": (2, 2), "clean": (1, 0),
+    "ucat": (1, 1), "tecoa": (1, 0), "fare": (1, 1), "pmg-aft": (2, 1), "tga-zsr": (2, 1), "clean": (1, 0),
 }
 NO_ATTACK = {"clean"}
 
@@ -50,7 +50,7 @@ def build_parser():
     p.add_argument("--methods", type=common.str_list, default=["ucat", "tecoa"])
     p.add_argument("--variants", type=common.str_list, default=["ours", "baseline", "floor"])
     p.add_argument("--batch", type=common.int_list, default=[8])
-    p.add_argument("--classes", type=int, default=200)
+    p.add_argument("--classes", type=common.int_list, default=[200])
     p.add_argument("--attack-steps", type=int, default=2)
     p.add_argument("--eps", type=float, default=1.0, help="in 1/255 units")
     p.add_argument("--step-size", type=float, default=1.0, help="in 1/255 units")
@@ -63,7 +63,12 @@ def build_parser():
                    help="CPU: cap each worker's extra address space (a larger config reports 'oom')")
     p.add_argument("--worker-timeout", type=float, default=None, help="seconds per variant (isolated)")
     p.add_argument("--compile", action="store_true", help="torch.compile the trainable image tower (CUDA)")
+    p.add_argument("--interleave", action="store_true",
+                   help="one process, variants timed in alternation (round-robin) so that a shared, drifting "
+                        "machine load hits them alike; no CPU memory numbers (use the isolated mode for those)")
     p.add_argument("--flops", action="store_true", help="count the floor's FLOPs (batch 1) and report TFLOP/s")
+    p.add_argument("--loss-check", action="store_true",
+                   help="per method and batch: loss of one batch in fp32 vs bf16 (same weights, same start)")
     p.add_argument("--worker", default=None, help=argparse_suppress())
     return p
 
@@ -133,7 +138,26 @@ def make_ours(cfg, device):
         scaler.update()
         return out
 
+    step.method, step.batch = method, (images, labels)
     return step, None
+
+
+def loss_check(cfg, device, other="bf16"):
+    """The method's loss (and parts) on one batch in fp32 and in ``other`` precision, same weights and
+    same attack random start: how far autocast moves the loss (the Dirichlet terms stay fp32+)."""
+    from ucat.device import autocast
+
+    step, _ = make_ours(dict(cfg, precision="fp32"), device)
+    method, (images, labels) = step.method, step.batch
+    out = {}
+    for prec in ("fp32", other):
+        torch.manual_seed(cfg["seed"])
+        with autocast(device, prec):
+            res = method(images, labels)
+        out[prec] = {k: float(v.detach()) for k, v in res.items() if torch.is_tensor(v) and v.ndim == 0}
+    rel = {k: abs(out[other][k] - out["fp32"][k]) / max(abs(out["fp32"][k]), 1e-12) for k in out["fp32"]}
+    return {"variant": "loss_check", "compare": f"fp32 vs {other}", "loss_fp32": out["fp32"],
+            f"loss_{other}": out[other], "rel_diff": rel, "loss_rel_diff": rel.get("loss")}
 
 
 def make_baseline(cfg, device):
@@ -182,8 +206,10 @@ def make_floor(cfg, device):
         def flops_fn():
             # FLOPs per image = F * (2 per attack pass + 3 per trainable pass + 1 per frozen pass),
             # F = one forward (counted); a backward costs 2F with weight gradients, F without.
-            with torch.no_grad(), autocast(device, precision):
-                fwd = common.flop_count(lambda: frozen(images[:1]))
+            # with grad enabled on the trainable tower: under no_grad nn.MultiheadAttention takes a
+            # fused fast path whose projections the counter does not see
+            with autocast(device, precision):
+                fwd = common.flop_count(lambda: encoder(images[:1]))
             return fwd * (2 * k + 3 * n_train + n_frozen)
     return (lambda: passes(images)), flops_fn
 
@@ -216,6 +242,40 @@ def measure(cfg, device):
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return rec
+
+
+def interleaved(args, base, device):
+    """Build every variant in this process, then time them round-robin: ``--warmup`` untimed rounds,
+    ``--reps`` timed rounds, the order rotated each round. Returns {variant: result}."""
+    steps, out = {}, {}
+    for variant in args.variants:
+        cfg = dict(base, variant=variant, seed=args.seed, eps=args.eps, step_size=args.step_size,
+                   flops=bool(args.flops and variant == "floor"))
+        try:
+            step, flops_fn = VARIANTS[variant](cfg, device)
+            steps[variant] = step
+            out[variant] = {"status": "ok", "times_s": []}
+            if flops_fn is not None:
+                out[variant]["flops_per_image"] = flops_fn()
+        except Exception as e:
+            out[variant] = {"status": "oom" if common.is_oom(e) else "error", "error": f"{type(e).__name__}: {e}"}
+    names = list(steps)
+    for r in range(args.warmup + args.reps):
+        order = names[r % len(names):] + names[:r % len(names)] if names else []
+        for v in order:
+            try:
+                t = common.time_fn(steps[v], device, warmup=0, reps=1)[0]
+            except Exception as e:
+                out[v] = {"status": "oom" if common.is_oom(e) else "error", "error": f"{type(e).__name__}: {e}"}
+                names.remove(v)
+                continue
+            if r >= args.warmup:
+                out[v]["times_s"].append(t)
+    for v in names:
+        times = out[v].pop("times_s")
+        out[v].update(common.summarize(times), images_per_s=base["batch"] / common.summarize(times)["median_s"],
+                      warmup=args.warmup, reps=args.reps, interleaved=True)
+    return out
 
 
 def worker_main(payload: str) -> int:
@@ -257,9 +317,9 @@ def main(argv=None) -> int:
     if args.worker:
         return worker_main(args.worker)
     if args.smoke:
-        args.arch, args.batch, args.classes, args.warmup, args.reps = "ucat-tiny", [4], 10, 0, 1
+        args.arch, args.batch, args.classes, args.warmup, args.reps = "ucat-tiny", [4], [10], 0, 1
         args.methods = args.methods if args.methods != ["ucat", "tecoa"] else ["ucat"]
-        args.flops = True
+        args.flops = args.loss_check = True
         if args.isolate == "auto":
             args.isolate = "no"           # seconds, not a fresh interpreter per variant
     device = common.init_torch(args)
@@ -270,13 +330,20 @@ def main(argv=None) -> int:
         from ucat.device import check_precision
 
         check_precision(precision, device)
-        for batch in args.batch:
+        for batch, classes in [(b, c) for b in args.batch for c in args.classes]:
             for method in args.methods:
                 base = {"bench": "train_step", "method": method, "arch": args.arch, "batch": batch,
-                        "classes": args.classes, "attack_steps": args.attack_steps, "eps_255": args.eps,
+                        "classes": classes, "attack_steps": args.attack_steps, "eps_255": args.eps,
                         "step_size_255": args.step_size, "precision": precision, "device": str(device),
                         "compile": bool(args.compile), "isolated": isolate,
                         "dense_bf16_peak_tflops": common.dense_bf16_peak_tflops(device)}
+                if args.interleave:
+                    results = interleaved(args, base, device)
+                    for variant, rec in results.items():
+                        failures += rec.get("status") not in ("ok", "oom")
+                        common.emit(dict(base, variant=variant, **rec, machine=machine), args.jsonl)
+                    common.emit(dict(summary_line(base, results), interleaved=True, machine=machine), args.jsonl)
+                    continue
                 results = {}
                 for variant in args.variants:
                     is_bl = variant == "baseline"
@@ -296,6 +363,18 @@ def main(argv=None) -> int:
                     common.emit(dict(base, variant=variant, warmup=warmup, reps=reps, **rec,
                                      machine=machine), args.jsonl)
                 common.emit(dict(summary_line(base, results), machine=machine), args.jsonl)
+    if args.loss_check:
+        for batch, classes in [(b, c) for b in args.batch for c in args.classes]:
+            for method in args.methods:
+                base = {"bench": "train_step", "method": method, "arch": args.arch, "batch": batch,
+                        "classes": classes, "attack_steps": args.attack_steps, "device": str(device)}
+                cfg = dict(base, seed=args.seed, eps=args.eps, step_size=args.step_size)
+                try:
+                    rec = dict(status="ok", **loss_check(cfg, device))
+                except Exception as e:
+                    rec = {"variant": "loss_check", "status": "error", "error": f"{type(e).__name__}: {e}"}
+                    failures += 1
+                common.emit(dict(base, **rec, machine=machine), args.jsonl)
     return 1 if failures else 0
 
 
