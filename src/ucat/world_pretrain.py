@@ -229,7 +229,9 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print) -> Dict:
         out.mkdir(parents=True, exist_ok=True)
         weights = out / f"{cfg.arch}.safetensors"
         state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(weights), metadata={"arch": cfg.arch, "format": "open_clip state_dict, fp16"})
+        # one metadata key: safetensors writes several in a random order, which would make the
+        # file's checksum differ between identical runs
+        save_file(state, str(weights), metadata={"format": f"open_clip state_dict of {cfg.arch}, fp16"})
         digest = sha256_file(weights)
         (out / f"{cfg.arch}.sha256").write_text(f"{digest}  {weights.name}\n")
         suite = [t for t in cfg.tasks if t in world.SUITE]
