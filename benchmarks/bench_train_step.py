@@ -320,8 +320,8 @@ def main(argv=None) -> int:
         args.arch, args.batch, args.classes, args.warmup, args.reps = "ucat-tiny", [4], [10], 0, 1
         args.methods = args.methods if args.methods != ["ucat", "tecoa"] else ["ucat"]
         args.flops = args.loss_check = True
-        if args.isolate == "auto":
-            args.isolate = "no"           # seconds, not a fresh interpreter per variant
+        if args.isolate == "auto":        # seconds, not a fresh interpreter per variant
+            args.isolate, args.interleave = "no", True
     device = common.init_torch(args)
     isolate = common.should_isolate(args.isolate, device)
     machine = common.machine_info(device)
@@ -357,6 +357,10 @@ def main(argv=None) -> int:
                         rec = common.run_worker(Path(__file__), cfg, timeout=args.worker_timeout)
                     else:
                         rec = measure(cfg, device)
+                        if device.type != "cuda":   # the RSS high-water mark needs a fresh process
+                            for k in ("peak_mem_bytes", "peak_rss_bytes", "rss_after_setup_bytes"):
+                                rec.pop(k, None)
+                            rec["peak_mem_method"] = "not measured (CPU in-process; use --isolate yes)"
                     results[variant] = rec
                     if rec.get("status") not in ("ok", "oom"):
                         failures += 1
