@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, List
@@ -35,11 +36,28 @@ def resolve_device(spec: str | torch.device | None = "auto", local_rank: int | N
     return torch.device(spec)
 
 
+def cpu_has_native_bf16() -> bool | None:
+    """Whether this CPU computes bf16 natively (AVX-512-BF16 or AMX); None when it cannot be told."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return None
+
+
 def check_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type != "cuda":
         raise ValueError("--precision fp16 needs a CUDA device; on CPU use bf16 or fp32")
+    if precision == "bf16" and device.type == "cpu" and cpu_has_native_bf16() is False:
+        warnings.warn("--precision bf16: this CPU has no native bf16 (no avx512_bf16/amx_bf16), so bf16 is "
+                      "emulated and several times slower than fp32 here (docs/performance.md); "
+                      "use --precision fp32 on this machine", stacklevel=2)
     return precision
 
 

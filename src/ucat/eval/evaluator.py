@@ -360,8 +360,13 @@ class Evaluator:
             raise ValueError(f"dataset {dataset!r} is empty")
         clf = self._classifier(bundle, ds)          # the text head: once per (model, dataset)
         clf.eval()
-        # Evaluation never trains: frozen weights let attacks skip saving activations for weight gradients.
-        clf.requires_grad_(False)
+        # Evaluation never trains. In fp32, frozen weights let attacks skip saving activations for
+        # weight gradients. Under autocast they are left as they are: autocast caches its low-precision
+        # copy of a weight only for leaves that require grad, so frozen weights are re-cast on every op
+        # (a 4.5x slower bf16 attack step on AVX-512-bf16 CPUs, docs/performance.md). Attacks take
+        # gradients w.r.t. the input only either way.
+        if c.precision == "fp32":
+            clf.requires_grad_(False)
         s = clf.logit_scale
         tag = f"{spec.label}/{_slug(dataset)}"
         clean = self._merged(self._logits(clf, ds, n, desc=f"{tag} clean"))
