@@ -465,8 +465,13 @@ def _train(cfg: TrainConfig, info: DistInfo, stop_after: Optional[int]) -> Train
     if info.distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        model = DDP(method, device_ids=[device.index] if device.type == "cuda" else None,
-                    broadcast_buffers=False)
+        # The buffers (text head, pixel mean/std) are identical on every rank: no per-forward sync.
+        # torch >= 2.14 names this forward_sync_buffers (broadcast_buffers is deprecated there).
+        import inspect
+
+        no_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in inspect.signature(DDP).parameters
+                   else {"broadcast_buffers": False})
+        model = DDP(method, device_ids=[device.index] if device.type == "cuda" else None, **no_sync)
 
     # Run directory, logs.
     meta = {"method": cfg.method, "method_options": method.options(), "arch": cfg.model,
