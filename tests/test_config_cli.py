@@ -58,3 +58,10 @@ def test_cli_help_and_unknown_command(capsys):
 def test_models_command_lists_tiny_architecture(capsys):
     assert main(["models", "--filter", "ucat-tiny"]) == 0
     assert "ucat-tiny" in capsys.readouterr().out
+
+
+def test_cli_offline_weights_error_is_one_line(capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["eval", "--model", "ViT-B-32", "--pretrained", "openai", "--datasets", "world-colour"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Pass a local weights file" in err[0]

@@ -53,9 +53,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         sub.error(str(e))
     args = sub.parse_args(rest)
+    from .models.clip import WeightsUnavailableError
+
     try:
         return int(module.run(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as e:
+    except (ValueError, FileNotFoundError, KeyError, WeightsUnavailableError) as e:
         # Bad input: one clear line, no traceback (set UCAT_DEBUG=1 for the traceback).
         import os
 

@@ -26,8 +26,7 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 # Models that ship inside the package: name -> weights file under ucat/assets (set by ucat.world).
-BUILTIN_WEIGHTS: Dict[str, str] = {}
-BUILTIN_WEIGHTS["ucat-world"] = "assets/ucat-world.safetensors"
+BUILTIN_WEIGHTS: Dict[str, str] = {"ucat-world": "assets/ucat-world.safetensors"}
 
 _CONFIGS_ADDED = False
 
@@ -137,8 +136,12 @@ def _reachable(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def _no_weights_error(what: str, arch: str, why: str) -> RuntimeError:
-    return RuntimeError(
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights cannot be had here (not cached, and offline); the message names the fix."""
+
+
+def _no_weights_error(what: str, arch: str, why: str) -> WeightsUnavailableError:
+    return WeightsUnavailableError(
         f"cannot load pretrained weights {what} for {arch}: {why}. "
         f"Pass a local weights file instead, e.g. --model {arch} --pretrained /path/to/weights.safetensors "
         f"(.pt/.bin/.safetensors), or run offline on the shipped model with --model ucat-world."
