@@ -19,13 +19,7 @@ from ucat.train import TrainConfig, TrainingDiverged, lr_multiplier, train
 CLASSES = ["red", "green", "blue", "yellow"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (and do not fight other jobs for the cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,14 @@ from typing import Any, Dict, Mapping
 EPS_UNIT = "1/255"
 
 
-def parse_eps(value: str | float | int, name: str = "--eps") -> float:
+def parse_eps(value: str | float | int, name: str = "--eps", upper: float | None = 64.0,
+              refuse_fractions: bool = True) -> float:
     """Parse a perturbation size given in 1/255 units; returns the number of 1/255 steps.
 
     Accepts ``1``, ``0.5``, ``"4/255"`` (explicit unit). A value such as ``0.0039`` looks like a
     fraction of the pixel range and is refused with the conversion, since silently reading it as
-    0.0039/255 would make the attack ~255x weaker than meant.
+    0.0039/255 would make the attack ~255x weaker than meant. ``upper`` bounds L-inf sizes (None
+    for L2 radii, which may exceed 64/255); ``refuse_fractions=False`` skips the fraction check.
     """
     text = str(value).strip()
     if text.endswith("/255"):
@@ -36,14 +38,30 @@ def parse_eps(value: str | float | int, name: str = "--eps") -> float:
         raise ValueError(f"{name} {value!r} is not a number; give it in 1/255 units, e.g. {name} 1 (= 1/255)") from None
     if v < 0:
         raise ValueError(f"{name} {value!r} is negative; give a size >= 0 in 1/255 units")
-    if 0 < v < 0.1:
+    if refuse_fractions and 0 < v < 0.1:
         raise ValueError(
             f"{name} {value!r} looks like a fraction of the [0,1] pixel range, but ucat takes 1/255 units: "
             f"{v:g} of the range is {name} {v * 255:.4g} (i.e. {v * 255:.4g}/255)"
         )
-    if v > 64:
-        raise ValueError(f"{name} {value!r} is over 64/255; ucat takes 1/255 units, e.g. {name} 4 for 4/255")
+    if upper is not None and v > upper:
+        raise ValueError(f"{name} {value!r} is over {upper:g}/255; ucat takes 1/255 units, e.g. {name} 4 for 4/255")
     return v
+
+
+def parse_cli_value(text: str) -> Any:
+    """A ``key=value`` option value from the command line: '1e5' -> 1e5, '3' -> 3, 'true' -> True,
+    'none' -> None, anything else stays a string."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
 
 
 def to_fraction(v_255: float) -> float:

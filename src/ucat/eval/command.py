@@ -17,24 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
-from ..config import parse_eps
+from ..config import parse_cli_value, parse_eps
 from .evaluator import EvalConfig, ModelSpec, run_eval
 
 _D = EvalConfig()
-
-
-def _option(text: str) -> Any:
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return text
 
 
 class _AttackOptions(argparse.Action):
@@ -46,7 +32,7 @@ class _AttackOptions(argparse.Action):
             parser.error(f"{option_string} {values!r}: expected ATTACK.KEY=VALUE, e.g. {option_string} cw.kappa=50")
         lhs, v = values.split("=", 1)
         attack, key = lhs.split(".", 1)
-        merged.setdefault(attack.strip(), {})[key.strip().replace("-", "_")] = _option(v)
+        merged.setdefault(attack.strip(), {})[key.strip().replace("-", "_")] = parse_cli_value(v)
         setattr(namespace, self.dest, merged)
 
 
@@ -117,14 +103,7 @@ def model_specs(args: argparse.Namespace) -> List[ModelSpec]:
 def _parse_size(value: Any, name: str, norm: str) -> float:
     """1/255 units; L2 radii may exceed the L-inf sanity bound of 64/255 (e.g. 0.5 of the range = 127.5)."""
     if norm == "l2":
-        text = str(value).strip().removesuffix("/255")
-        try:
-            v = float(text)
-        except ValueError:
-            raise ValueError(f"{name} {value!r} is not a number; give it in 1/255 units") from None
-        if v < 0:
-            raise ValueError(f"{name} {value!r} is negative; give a size >= 0 in 1/255 units")
-        return v
+        return parse_eps(value, name, upper=None, refuse_fractions=False)
     return parse_eps(value, name)
 
 

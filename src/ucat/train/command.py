@@ -14,24 +14,10 @@ import dataclasses
 import sys
 from typing import Any, Dict
 
+from ..config import parse_cli_value
 from .config import OPTIMIZERS, SCHEDULES, SELECTIONS, TrainConfig
 
 _DEFAULTS = TrainConfig()
-
-
-def parse_value(text: str) -> Any:
-    """'1e5' -> 1e5, '3' -> 3, 'true' -> True, 'none' -> None, else the string."""
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return text
 
 
 class _KeyValues(argparse.Action):
@@ -43,7 +29,7 @@ class _KeyValues(argparse.Action):
         if "=" not in values:
             parser.error(f"{option_string} {values!r}: expected KEY=VALUE, e.g. {option_string} tau=1e5")
         k, v = values.split("=", 1)
-        merged[k.strip().replace("-", "_")] = parse_value(v)
+        merged[k.strip().replace("-", "_")] = parse_cli_value(v)
         setattr(namespace, self.dest, merged)
 
 
