@@ -1,7 +1,7 @@
 """The research-style step that ucat replaces, written from its description, for side-by-side timing.
 
-What the original implementations compute per step (../docs/performance.md; the UCAT dossier
-§1.1 and §1.6: Lu et al., "Calibrating Uncertainty for Zero-Shot Adversarial CLIP", arXiv
+What the original implementations compute per step (docs/performance.md; the official UCAT code's
+forward and training step: Lu et al., "Calibrating Uncertainty for Zero-Shot Adversarial CLIP", arXiv
 2512.12997; TeCoA: Mao et al., "Understanding Zero-Shot Adversarial Robustness for Large-Scale
 Models", ICLR 2023; PMG-AFT: Wang et al., "Pre-trained Model Guided Fine-Tuning for Zero-Shot
 Adversarial Robustness", CVPR 2024):
@@ -68,7 +68,7 @@ def _dirichlet_kl_mean(alpha_p: torch.Tensor, alpha_q: torch.Tensor) -> torch.Te
 
 
 def _loss_ucat(model, frozen, normalize, tokens, x, x_adv, y) -> torch.Tensor:
-    """UCAT (dossier §1.6): CE(z_adv, y) + lambda * mean KL(Dir(alpha_adv) || Dir(alpha_ori))."""
+    """UCAT (official main.py train step): CE(z_adv, y) + lambda * mean KL(Dir(alpha_adv) || Dir(alpha_ori))."""
     z_adv = full_clip_logits(model, normalize, x_adv, tokens)              # (B, C)
     with torch.no_grad():
         z_ori = full_clip_logits(frozen, normalize, x, tokens)             # (B, C)

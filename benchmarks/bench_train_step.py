@@ -36,7 +36,7 @@ import torch  # noqa: E402
 import common  # noqa: E402
 
 # Image-tower passes per step beyond the attack: (trainable forward+backward batches, frozen no-grad batches).
-# From each method's loss (the paper dossier §1.6 and §5): UCAT: f_theta(x_adv) and f_0(x); TeCoA:
+# From each method's loss (the official codes of UCAT, TeCoA, PMG-AFT, FARE, TGA-ZSR): UCAT: f_theta(x_adv) and f_0(x); TeCoA:
 # f_theta(x_adv); FARE: f_theta(x_adv) and f_0(x); PMG-AFT: f_theta(x_adv), f_theta(x) and f_0(x_adv);
 # TGA-ZSR: f_theta(x_adv), f_theta(x) and f_0(x); clean: f_theta(x), no attack.
 FLOOR_PASSES = {

@@ -15,7 +15,7 @@ SELECTIONS = ("last", "best")
 class TrainConfig:
     """Everything a training run depends on; saved as ``config.yaml`` in the run directory.
 
-    The defaults are the UCAT paper's protocol (paper.md Sec. 2): SGD momentum 0.9, lr 1e-4,
+    The defaults are the UCAT paper's protocol (Lu et al., arXiv 2512.12997; official main.py/main.sh): SGD momentum 0.9, lr 1e-4,
     no weight decay, 1000 warm-up steps then cosine, 10 epochs, batch 256, L-inf PGD training
     attack eps 1/255, 2 steps of 1/255, seed 0.
     """

@@ -1,6 +1,6 @@
 """The trainer: one loop for every method, on CPU, one GPU, or many through ``torchrun``.
 
-The loop follows the official UCAT/TGA-ZSR step (paper.md Sec. 1.6) with the fixes the dossier
+The loop follows the official UCAT/TGA-ZSR training step (UCAT main.py) with these fixes
 lists: the training attack never leaks gradients into the optimizer step (``ucat.attacks`` takes
 input gradients only), the Dirichlet math is float64 inside, model selection uses a held-out split
 of the *training* data, never a zero-shot test set.
