@@ -279,7 +279,7 @@ def write_plots(results: List[Dict[str, Any]], rows: List[Dict[str, Any]], label
     """Accuracy/ECE/uncertainty bars, pooled reliability diagrams and entropy histograms (PNG)."""
     import numpy as np
 
-    from .eval.plots import _plt, _save, reliability_diagram
+    from .eval.plots import _plt, reliability_diagram, save_figure
 
     plt = _plt()
     written: List[str] = []
@@ -298,8 +298,7 @@ def write_plots(results: List[Dict[str, Any]], rows: List[Dict[str, Any]], label
     axes[0].legend(fontsize=8)
     fig.suptitle("average over the world suite", fontsize=10)
     path = out / "demo_summary.png"
-    _save(fig, path)
-    plt.close(fig)
+    save_figure(fig, path)
     written.append(path.name)
 
     tasks = list(dict.fromkeys(r["task"] for r in rows if r["task"] != "Average"))
@@ -314,8 +313,7 @@ def write_plots(results: List[Dict[str, Any]], rows: List[Dict[str, Any]], label
     ax.legend(fontsize=8)
     ax.set_title("robust accuracy per task", fontsize=10)
     path = out / "demo_robust_per_task.png"
-    _save(fig, path)
-    plt.close(fig)
+    save_figure(fig, path)
     written.append(path.name)
 
     for lb in labels:
@@ -340,8 +338,7 @@ def write_plots(results: List[Dict[str, Any]], rows: List[Dict[str, Any]], label
         axes[0].legend(fontsize=8)
         fig.suptitle("uncertainty of every suite image, clean vs adversarial", fontsize=10)
         path = out / "demo_uncertainty_hist.png"
-        _save(fig, path)
-        plt.close(fig)
+        save_figure(fig, path)
         written.append(path.name)
     return written
 

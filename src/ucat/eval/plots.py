@@ -22,12 +22,14 @@ def _plt():
     return plt
 
 
-def _save(fig, path: str | os.PathLike) -> None:
+def save_figure(fig, path: str | os.PathLike) -> None:
+    """Write ``fig`` atomically (temporary file, then rename) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=80)
     os.replace(tmp, path)
+    _plt().close(fig)
 
 
 def reliability_diagram(clean_bins: Dict, adv_bins: Dict, path: str | os.PathLike, title: str = "") -> None:
@@ -52,8 +54,7 @@ def reliability_diagram(clean_bins: Dict, adv_bins: Dict, path: str | os.PathLik
     axes[0].legend(loc="upper left", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    _save(fig, path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def uncertainty_histogram(clean: Dict[str, torch.Tensor], adv: Dict[str, torch.Tensor], path: str | os.PathLike,
@@ -72,5 +73,4 @@ def uncertainty_histogram(clean: Dict[str, torch.Tensor], adv: Dict[str, torch.T
     axes[0].legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    _save(fig, path)
-    plt.close(fig)
+    save_figure(fig, path)
