@@ -236,3 +236,28 @@ def test_autoattack_two_classes_falls_back_to_ce(tiny_bundle):
     assert attack.last_run == ["apgd-ce"]
     assert any("2 classes" in n and "apgd-ce" in n for n in attack.notes)
     assert (x_adv - x).abs().max() <= 2 / 255 + 1e-6
+
+
+def test_pgd_momentum_core_contract_and_zero_momentum_is_plain_pgd():
+    """FARE's momentum variant of the PGD core: same budget and range; momentum 0 is plain PGD."""
+    from ucat.attacks import pgd_perturb
+
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 8, 8)
+    w = torch.randn(3 * 8 * 8)
+    loss = lambda z: (z.flatten(1) @ w).pow(2).sum()                   # noqa: E731
+    eps = 2 / 255
+    torch.manual_seed(1)
+    plain = pgd_perturb(loss, x, eps, eps / 4, 5)
+    torch.manual_seed(1)
+    zero = pgd_perturb(loss, x, eps, eps / 4, 5, momentum=0.0)
+    assert torch.equal(plain, zero)
+    for norm in ("linf", "l2"):
+        torch.manual_seed(1)
+        adv = pgd_perturb(loss, x, eps, eps / 4, 5, norm=norm, momentum=0.9)
+        d = (adv - x).flatten(1)
+        size = d.abs().amax(1) if norm == "linf" else d.norm(dim=1)
+        assert torch.all(size <= eps + 1e-6) and adv.min() >= 0 and adv.max() <= 1
+        assert loss(adv) > loss(x)
+    with pytest.raises(ValueError, match="momentum"):
+        pgd_perturb(loss, x, eps, eps, 1, momentum=1.0)

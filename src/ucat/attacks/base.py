@@ -89,7 +89,8 @@ def _random_start(images: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
 
 
 def pgd_perturb(loss_fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, eps: float,
-                step_size: float, steps: int, norm: str = "linf", random_start: bool = True) -> torch.Tensor:
+                step_size: float, steps: int, norm: str = "linf", random_start: bool = True,
+                momentum: float = 0.0) -> torch.Tensor:
     """Projected gradient ascent on ``loss_fn`` inside the eps-ball of ``images`` (Madry et al., ICLR 2018).
 
     Args:
@@ -102,6 +103,10 @@ def pgd_perturb(loss_fn: Callable[[torch.Tensor], torch.Tensor], images: torch.T
         steps: number of gradient steps.
         norm: ``"linf"`` or ``"l2"``.
         random_start: start from a random point of the ball.
+        momentum: 0 (default) for plain PGD; > 0 steps along a normalized velocity
+            ``v = normalize(momentum * v + normalize(grad))`` (normalize = sign for L-inf, unit L2
+            norm per sample for L2), as FARE's inner attack does with 0.9 (Schlarmann et al.,
+            ICML 2024, official ``train/pgd_train.py``).
     Returns:
         (B, 3, H, W) float32 adversarial images, detached, in [0,1] and within eps of ``images``.
 
@@ -114,8 +119,12 @@ def pgd_perturb(loss_fn: Callable[[torch.Tensor], torch.Tensor], images: torch.T
     x0 = images.detach()
     if eps == 0:
         return x0.clone()
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
     delta = _random_start(x0, eps, norm) if random_start else torch.zeros_like(x0)
     x_adv = (x0 + delta).clamp(0.0, 1.0)                                   # (B, 3, H, W)
+    unit = (lambda t: t.sign()) if norm == "linf" else (lambda t: t / _per_sample_norm(t))
+    velocity = torch.zeros_like(x0)
     for _ in range(int(steps)):
         x_adv.requires_grad_(True)
         with torch.enable_grad():
@@ -123,11 +132,11 @@ def pgd_perturb(loss_fn: Callable[[torch.Tensor], torch.Tensor], images: torch.T
             if loss.ndim != 0:
                 raise ValueError(f"pgd_perturb: loss_fn must return a scalar, got shape {tuple(loss.shape)}")
             (grad,) = torch.autograd.grad(loss, [x_adv])
-        grad = grad.detach().float()                                       # (B, 3, H, W)
-        if norm == "linf":
-            step = step_size * grad.sign()
-        else:
-            step = step_size * grad / _per_sample_norm(grad)
+        direction = unit(grad.detach().float())                            # (B, 3, H, W)
+        if momentum > 0:
+            velocity = unit(momentum * velocity + direction)
+            direction = velocity
+        step = step_size * direction
         delta = _project(x_adv.detach() + step - x0, eps, norm)
         x_adv = (x0 + delta).clamp(0.0, 1.0)
     return x_adv.detach()

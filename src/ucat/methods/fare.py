@@ -28,8 +28,8 @@ class FARE(Method):
     on *unnormalized* image embeddings (``ImageEncoder`` output), with phi_0 the frozen original
     encoder on the clean image. No labels are used. x_adv comes from FARE's own inner attack,
     which maximizes the same loss: L-inf PGD (``ucat.attacks.pgd_perturb``) with a uniform random
-    start, ``steps`` iterations (10) of size ``step_size``. The official inner PGD also uses
-    gradient momentum 0.9; ``pgd_perturb`` is plain signed-gradient PGD (no momentum).
+    start, ``steps`` iterations (10) of size ``step_size``, with gradient momentum ``momentum``
+    (0.9, as the official inner PGD: the step follows sign(0.9 * v + sign(grad))).
 
     The trainer's training attack only supplies the default ``eps`` and ``step_size``. The
     adversarial zero-shot logits are derived from the same adversarial embedding (a matmul with
@@ -39,21 +39,24 @@ class FARE(Method):
         eps, step_size: inner-attack radius and step (fractions of [0,1]; default: the training
             attack's).
         steps: inner-attack iterations (10).
+        momentum: inner-attack gradient momentum (0.9; 0 gives plain PGD).
         weight: weight of the embedding loss (1).
     """
 
     def __init__(self, classifier, reference, attack=None, *, eps: Optional[float] = None,
-                 step_size: Optional[float] = None, steps: int = 10, weight: float = 1.0):
+                 step_size: Optional[float] = None, steps: int = 10, momentum: float = 0.9, weight: float = 1.0):
         super().__init__(classifier, reference, attack)
         self.eps = float(eps if eps is not None else getattr(attack, "eps", 1.0 / 255))
         self.step_size = float(step_size if step_size is not None else getattr(attack, "step_size", 1.0 / 255))
         self.steps = int(steps)
+        self.momentum = float(momentum)
         self.weight = float(weight)
 
     uses_attack = False  # its own inner attack; ``attack`` only provides defaults
 
     def options(self):
-        return {"eps": self.eps, "step_size": self.step_size, "steps": self.steps, "weight": self.weight}
+        return {"eps": self.eps, "step_size": self.step_size, "steps": self.steps, "momentum": self.momentum,
+                "weight": self.weight}
 
     def inner_attack(self, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Maximize sum_b ||phi_theta(x_adv) - target||^2 in the eps-ball; (B, 3, H, W) -> same, detached."""
@@ -65,7 +68,8 @@ class FARE(Method):
         try:
             # Sum over the batch: each sample's input gradient does not depend on the batch size.
             x_adv = pgd_perturb(lambda x: embedding_l2(encoder(x), target).sum(), images,
-                                self.eps, self.step_size, self.steps, norm="linf", random_start=True)
+                                self.eps, self.step_size, self.steps, norm="linf", random_start=True,
+                                momentum=self.momentum)
         finally:
             for m, was_training in modes.items():
                 m.training = was_training
