@@ -117,7 +117,7 @@ def zero_shot_accuracy(bundle: ClipBundle, tasks: Sequence[str] = world.SUITE, n
     device = next(bundle.model.parameters()).device
     for name in tasks:
         ds = world.load_task(name, split, n=n, seed=seed)
-        clf = ZeroShotClassifier.from_bundle(bundle, ds.classes, ds.templates)
+        clf = ZeroShotClassifier.from_dataset(bundle, ds)
         correct = 0
         for i in range(0, len(ds), batch_size):
             x = ds.images[i:i + batch_size].to(device)                     # (b, 3, 32, 32)
@@ -155,10 +155,9 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print) -> Dict:
     ``ucat-world.json`` (recipe, loss history, zero-shot accuracy per task, chance levels).
     Returns that record.
     """
-    from safetensors.torch import save_file
-
     from .config import package_versions, save_json, to_jsonable
     from .device import resolve_device
+    from .models.checkpoint import save_safetensors_atomic
 
     if cfg.steps < 1 or cfg.batch_size < 2:
         raise ValueError(f"steps={cfg.steps}, batch_size={cfg.batch_size}: need steps >= 1 and batch_size >= 2")
@@ -231,7 +230,7 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print) -> Dict:
         state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
         # one metadata key: safetensors writes several in a random order, which would make the
         # file's checksum differ between identical runs
-        save_file(state, str(weights), metadata={"format": f"open_clip state_dict of {cfg.arch}, fp16"})
+        save_safetensors_atomic(state, weights, metadata={"format": f"open_clip state_dict of {cfg.arch}, fp16"})
         digest = sha256_file(weights)
         (out / f"{cfg.arch}.sha256").write_text(f"{digest}  {weights.name}\n")
         suite = [t for t in cfg.tasks if t in world.SUITE]

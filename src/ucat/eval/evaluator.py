@@ -291,12 +291,7 @@ class Evaluator:
     def _classifier(self, bundle, ds):
         from ..models import ZeroShotClassifier
 
-        classes = list(getattr(ds, "classes", []) or [])
-        if not classes:
-            raise ValueError(f"dataset {getattr(ds, 'name', ds)!r} has no .classes: a zero-shot classifier needs class names")
-        prompts = getattr(ds, "prompts", None)
-        templates = getattr(ds, "templates", None) or ["This is a photo of a {}"]
-        return ZeroShotClassifier.from_bundle(bundle, classes, templates=templates, prompts=prompts)
+        return ZeroShotClassifier.from_dataset(bundle, ds)
 
     # ---- logits
     def _bar(self, total: int, desc: str):

@@ -25,9 +25,12 @@ import torch.nn as nn
 VISUAL_PREFIX = "visual."
 
 
-def _atomic_save_safetensors(tensors: Dict[str, torch.Tensor], path: Path, metadata: Dict[str, str]) -> None:
+def save_safetensors_atomic(tensors: Dict[str, torch.Tensor], path: str | os.PathLike,
+                            metadata: Optional[Dict[str, str]] = None) -> None:
+    """Write a safetensors file through a temporary file and ``os.replace``: never half a file."""
     from safetensors.torch import save_file
 
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -69,7 +72,7 @@ def save_vision_weights(encoder: nn.Module, path: str | os.PathLike,
     state = {VISUAL_PREFIX + k: v for k, v in visual.state_dict().items()}
     meta = {"format": "ucat-vision", **_metadata_strings(metadata)}
     path = Path(path)
-    _atomic_save_safetensors(_cpu_copy(state), path, meta)
+    save_safetensors_atomic(_cpu_copy(state), path, meta)
     return path
 
 
@@ -84,7 +87,7 @@ def export_open_clip(model: nn.Module, path: str | os.PathLike,
     if path.suffix != ".safetensors":
         raise ValueError(f"export path {path} must end in .safetensors (open_clip picks the loader by suffix)")
     meta = {"format": "open_clip", **_metadata_strings(metadata)}
-    _atomic_save_safetensors(_cpu_copy(model.state_dict()), path, meta)
+    save_safetensors_atomic(_cpu_copy(model.state_dict()), path, meta)
     return path
 
 

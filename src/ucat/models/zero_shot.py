@@ -21,6 +21,8 @@ import torch.nn.functional as F
 
 from .clip import ClipBundle, ImageEncoder
 
+DEFAULT_TEMPLATE = "This is a photo of a {}"   # the UCAT/TeCoA training prompt
+
 
 def make_prompts(classnames: Sequence[str], templates: Sequence[str]) -> List[List[str]]:
     """Per-class prompt lists: ``templates`` use ``{}`` (or ``{c}``) for the class name."""
@@ -88,12 +90,9 @@ def cached_text_head(model: nn.Module, tokenizer: Callable, prompts: Sequence[Se
         head = load_file(str(path))["head"]
         return head.to(device if device is not None else next(model.parameters()).device)
     head = build_text_head(model, tokenizer, prompts, device, batch_size)
-    from safetensors.torch import save_file
+    from .checkpoint import save_safetensors_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({"head": head.detach().cpu().contiguous()}, str(tmp))
-    os.replace(tmp, path)
+    save_safetensors_atomic({"head": head.detach().cpu().contiguous()}, path)
     return head
 
 
@@ -148,3 +147,16 @@ class ZeroShotClassifier(nn.Module):
         head = cached_text_head(bundle.model, bundle.tokenizer, prompts, cache_dir, device)
         s = bundle.logit_scale if logit_scale is None else float(logit_scale)
         return cls(encoder if encoder is not None else bundle.encoder, head, s, classnames)
+
+    @classmethod
+    def from_dataset(cls, bundle: ClipBundle, dataset, templates: Sequence[str] | None = None,
+                     **kw) -> "ZeroShotClassifier":
+        """The classifier of a ucat dataset: its ``.classes`` with its ``.prompts`` (explicit per-class
+        prompts, e.g. PCAM's) or ``.templates``; ``templates`` given here override both."""
+        classes = list(getattr(dataset, "classes", None) or [])
+        if not classes:
+            raise ValueError(f"dataset {getattr(dataset, 'name', type(dataset).__name__)!r} has no .classes: "
+                             f"a zero-shot classifier needs class names")
+        prompts = None if templates else getattr(dataset, "prompts", None)
+        templates = list(templates or getattr(dataset, "templates", None) or [DEFAULT_TEMPLATE])
+        return cls.from_bundle(bundle, classes, templates=templates, prompts=prompts, **kw)

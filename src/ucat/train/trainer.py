@@ -399,15 +399,12 @@ def _train(cfg: TrainConfig, info: DistInfo, stop_after: Optional[int]) -> Train
         p.requires_grad_(False)
     reference = copy.deepcopy(bundle.encoder)       # the original image encoder, never updated
     train_full = _build_training_data(cfg, bundle.image_size)
-    classes = list(train_full.classes)
-    prompts = None if cfg.templates else getattr(train_full, "prompts", None)
-    templates = list(cfg.templates or getattr(train_full, "templates", None) or ["This is a photo of a {}"])
     if cfg.val_fraction > 0:
         tr_idx, va_idx = _held_out_split(len(train_full), cfg.val_fraction, cfg.seed)
         train_set, val_set = Subset(train_full, tr_idx), Subset(train_full, va_idx)
     else:
         train_set, val_set = train_full, None
-    classifier = ZeroShotClassifier.from_bundle(bundle, classes, templates=templates, prompts=prompts)
+    classifier = ZeroShotClassifier.from_dataset(bundle, train_full, templates=cfg.templates or None)
     params = trainable_parameters(bundle.model.visual, cfg.last_n_blocks)
     for p in params:
         p.requires_grad_(True)
@@ -490,7 +487,7 @@ def _train(cfg: TrainConfig, info: DistInfo, stop_after: Optional[int]) -> Train
     tb = _tensorboard(out_dir, info.is_main)
     _say(info, f"ucat train: {cfg.method} {method.options()} | {cfg.model} ({cfg.pretrained or 'default weights'}) | "
                f"{cfg.data}: {len(train_set)} train / {len(val_set) if val_set is not None else 0} held-out, "
-               f"{len(classes)} classes | attack {cfg.attack} eps {fmt_eps(cfg.eps)} x {cfg.attack_steps} steps "
+               f"{classifier.num_classes} classes | attack {cfg.attack} eps {fmt_eps(cfg.eps)} x {cfg.attack_steps} steps "
                f"of {fmt_eps(cfg.attack_step_size)} | {total_steps} steps on {info.world_size} x {device} "
                f"({cfg.precision}) -> {out_dir}")
 
