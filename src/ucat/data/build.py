@@ -136,7 +136,9 @@ def build_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
             raise ValueError(f"options {', '.join(kw)} do not apply to a folder or CSV dataset")
         path = Path(name).expanduser()
         tf = transform or default_transform(None, image_size, resize)
-        tpl = resolve_templates(spec, ["This is a photo of a {}"])
+        from ..models.zero_shot import DEFAULT_TEMPLATE
+
+        tpl = resolve_templates(spec, [DEFAULT_TEMPLATE])
         if path.suffix.lower() == ".csv":
             return csv_dataset(path, split, tf, classnames_file, tpl, strict)
         if path.is_dir():
