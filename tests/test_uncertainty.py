@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.distributions import Dirichlet, kl_divergence
 
-from ucat.uncertainty import (concentration, dirichlet_kl, dirichlet_stats, logit_uncertainty,
+from ucat.uncertainty import (concentration, dirichlet_kl, dirichlet_stats, expected_probs, logit_uncertainty,
                               softmax_entropy)
 
 
@@ -82,6 +82,7 @@ def test_stats_decomposition_and_references():
     alpha = torch.rand(16, 7, generator=g) * 5 + 0.1
     s = dirichlet_stats(alpha)
     p = alpha.double() / alpha.double().sum(-1, keepdim=True)
+    torch.testing.assert_close(expected_probs(alpha).double(), p, rtol=1e-6, atol=0)
     torch.testing.assert_close(s["evidence"].double(), alpha.double().sum(-1), rtol=1e-6, atol=0)
     torch.testing.assert_close(s["predictive"].double(), -(p * p.log()).sum(-1), rtol=1e-5, atol=1e-6)
     # expected entropy: Monte Carlo over Dirichlet samples for one row

@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Mapping
@@ -180,6 +179,3 @@ def save_run_config(out_dir: str | os.PathLike, config: Any, name: str = "config
     atomic_write_text(out / f"{name}.yaml", yaml.safe_dump(data, sort_keys=False))
     save_json(out / "versions.json", package_versions())
 
-
-def eprint(*args: Any) -> None:
-    print(*args, file=sys.stderr, flush=True)

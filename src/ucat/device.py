@@ -70,11 +70,6 @@ def autocast(device: torch.device, precision: str = "fp32"):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def no_autocast(device: torch.device):
-    """Leave any surrounding autocast region (for float32 math such as the Dirichlet terms)."""
-    return torch.autocast(device_type=device.type, enabled=False)
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
