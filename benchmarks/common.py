@@ -57,6 +57,17 @@ def int_list(text: str) -> List[int]:
     return out
 
 
+def int_list_or_zero(text: str) -> List[int]:
+    """``"0,1,2"`` -> [0, 1, 2] (non-negative integers, e.g. loader worker counts)."""
+    try:
+        out = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers such as 0,2") from None
+    if not out or min(out) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected integers >= 0 such as 0,2")
+    return out
+
+
 def str_list(text: str) -> List[str]:
     out = [v.strip() for v in str(text).split(",") if v.strip()]
     if not out:

@@ -115,6 +115,19 @@ def test_scaling_smoke(capsys):
     assert summaries["classes"]["classes"] == [10, 1000]
 
 
+def test_loader_smoke(capsys):
+    import bench_loader
+
+    rc = bench_loader.main(["--smoke", "--device", "cpu", "--target-img-s", "100"])
+    recs = _lines(capsys)
+    assert rc == 0
+    assert [r["workers"] for r in recs] == [0, 1]
+    for r in recs:
+        assert r["bench"] == "loader" and r["images"] == r["images_seen"] == 16
+        assert r["images_per_s"] == pytest.approx(16 / r["median_s"])
+        assert r["workers_for_target"] >= 1
+
+
 def test_run_all_rejects_unknown_benchmark():
     import run_all
 

@@ -275,6 +275,55 @@ def test_all_unreadable_batch_is_empty_not_an_error(tmp_path):
     assert images.shape[0] == 0 and labels.shape == (0,) and n == 2
 
 
+def test_num_workers_auto_and_bad_values(monkeypatch):
+    from ucat.data import resolve_num_workers
+    from ucat.data import loader as loader_mod
+
+    monkeypatch.setattr(loader_mod, "usable_cpus", lambda: 32)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert resolve_num_workers("auto", "cpu") == 0            # the CPU step already uses every core
+    assert resolve_num_workers("auto", "cuda") == 8           # capped per process
+    assert resolve_num_workers("AUTO", "cuda", local_world_size=8) == 4      # 32 cores shared by 8 ranks
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+    assert resolve_num_workers(None, "cuda:1") == 2           # torchrun's LOCAL_WORLD_SIZE
+    monkeypatch.setattr(loader_mod, "usable_cpus", lambda: 2)
+    assert resolve_num_workers("auto", "cuda") == 1           # at least one worker on CUDA
+    assert resolve_num_workers(3, "cuda") == 3 and resolve_num_workers("0") == 0
+    for bad in (-1, "two", "1.5", 2.5):
+        with pytest.raises(ValueError, match="--num-workers .*'auto' or a whole number >= 0"):
+            resolve_num_workers(bad)
+    with pytest.raises(ValueError, match="resolve 'auto'"):
+        make_loader([], batch_size=2, num_workers="auto")
+
+
+def test_num_workers_flag_reaches_the_configs():
+    from ucat.eval.evaluator import EvalConfig
+    from ucat.train.config import TrainConfig
+
+    assert EvalConfig().num_workers == "auto" and EvalConfig(num_workers="2").num_workers == 2
+    with pytest.raises(ValueError, match="--num-workers"):
+        EvalConfig(num_workers="many")
+    cfg = TrainConfig(num_workers="1")
+    cfg.validate()
+    assert cfg.num_workers == 1
+    with pytest.raises(ValueError, match="--num-workers"):
+        TrainConfig(num_workers=-2).validate()
+
+
+def test_loader_with_worker_processes_matches_the_main_process(tmp_path):
+    root = _folder(tmp_path / "imgs", classes=("a", "b"), per_class=3)
+    ds = build_dataset(str(root), image_size=32)
+    ref = [(x.clone(), y.clone()) for x, y, _ in make_loader(ds, batch_size=4)]
+    loader = make_loader(ds, batch_size=4, num_workers=1, persistent_workers=True)
+    for _ in range(2):                                         # two epochs on the same worker
+        got = [(x, y) for x, y, _ in loader]
+        assert len(got) == len(ref)
+        for (x, y), (rx, ry) in zip(got, ref):
+            assert torch.equal(x, rx) and torch.equal(y, ry)
+    assert loader.persistent_workers is True
+    assert make_loader(ds, batch_size=4, persistent_workers=True).persistent_workers is False
+
+
 def test_subsample_is_deterministic_and_keeps_attributes(tmp_path):
     root = _folder(tmp_path / "imgs", classes=("a", "b", "c"), per_class=5)
     ds = build_dataset(str(root), image_size=32)

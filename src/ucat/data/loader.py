@@ -6,7 +6,8 @@ dataset) and dropped. A batch whose items were all unreadable has B = 0; skip it
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+import os
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -101,20 +102,61 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(s)
 
 
+MAX_AUTO_WORKERS = 8
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. under a job scheduler)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):     # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_num_workers(value: Union[int, str, None], device: Union[torch.device, str] = "cpu",
+                        local_world_size: Optional[int] = None) -> int:
+    """Loader worker processes for ``--num-workers`` (an integer >= 0, or ``"auto"``).
+
+    ``auto``: none on a CPU device, where the model step already keeps every core busy and decoding
+    one batch costs about 1% of a step (``benchmarks/bench_loader.py``); on CUDA, the usable cores
+    shared among this node's processes (``local_world_size``, default torchrun's ``LOCAL_WORLD_SIZE``),
+    at most 8 per process. A ViT-B-32 UCAT step on one H200
+    takes about 2,400 images/s, several cores' worth of JPEG decoding at 224 px (docs/performance.md).
+    """
+    if value is None or str(value).strip().lower() == "auto":
+        if torch.device(device).type != "cuda":
+            return 0
+        if local_world_size is None:
+            local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+        return max(1, min(MAX_AUTO_WORKERS, usable_cpus() // max(1, int(local_world_size))))
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = -1
+    if n < 0 or str(value).strip() not in (str(n), f"+{n}"):
+        raise ValueError(f"--num-workers {value!r}: give 'auto' or a whole number >= 0 (0 = load in the main process)")
+    return n
+
+
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, num_workers: int = 0,
                 sampler: Optional[Sampler] = None, seed: int = 0, drop_last: bool = False,
-                pin_memory: bool = False) -> DataLoader:
+                pin_memory: bool = False, persistent_workers: bool = False) -> DataLoader:
     """A DataLoader over any ucat dataset yielding ``(images, labels, n_skipped)`` batches.
 
     Shuffling is seeded (``seed``); with a ``sampler`` (e.g. DistributedSampler) leave
     ``shuffle`` False. Worker processes are seeded from the loader's generator.
+    ``persistent_workers`` keeps the workers alive between epochs (training).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if isinstance(num_workers, str) and num_workers.strip().lower() == "auto":
+        raise ValueError("make_loader needs a number of workers: resolve 'auto' with "
+                         "resolve_num_workers('auto', device) first")
+    num_workers = resolve_num_workers(num_workers)
     if sampler is not None and shuffle:
         raise ValueError("give either shuffle=True or a sampler (which does its own shuffling), not both")
     g = torch.Generator().manual_seed(int(seed))
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=num_workers,
                       collate_fn=collate_skip_unreadable, drop_last=drop_last, pin_memory=pin_memory,
                       generator=g, worker_init_fn=_seed_worker if num_workers > 0 else None,
-                      persistent_workers=False)
+                      persistent_workers=bool(persistent_workers and num_workers > 0))

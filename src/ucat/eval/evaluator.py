@@ -28,7 +28,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -85,7 +85,7 @@ class EvalConfig:
     n_bins: int = 15
     binning: str = "width"
     temperature: float = 0.07                 # tau' of the Dirichlet uncertainty (UCAT)
-    num_workers: int = 0
+    num_workers: Union[int, str] = "auto"      # loader workers; auto = 0 on CPU, up to 8 per process on CUDA
     image_size: Optional[int] = None          # None: the model's own resolution
     templates: Optional[List[str]] = None     # None: each dataset's prompts
     plots: bool = True
@@ -96,6 +96,10 @@ class EvalConfig:
         if isinstance(self.eps, (int, float)):
             self.eps = [float(self.eps)]
         self.models = [m if isinstance(m, ModelSpec) else ModelSpec(**m) for m in self.models]
+        from ..data import resolve_num_workers
+
+        n = resolve_num_workers(self.num_workers)      # refuses anything but 'auto' or an integer >= 0
+        self.num_workers = "auto" if str(self.num_workers).strip().lower() == "auto" else n
 
 
 # ----------------------------------------------------------------------------- data plumbing
@@ -130,9 +134,9 @@ def _rank_batches(n: int, batch_size: int, info: DistInfo) -> List[Tuple[int, Li
     return [bt for bt in batches if bt[0] % info.world_size == info.rank]
 
 
-def _loader(dataset, batches: List[Tuple[int, List[int]]], num_workers: int):
+def _loader(dataset, batches: List[Tuple[int, List[int]]], num_workers: int, pin_memory: bool = False):
     return torch.utils.data.DataLoader(_Indexed(dataset), batch_sampler=[idx for _, idx in batches],
-                                       collate_fn=_collate, num_workers=num_workers)
+                                       collate_fn=_collate, num_workers=num_workers, pin_memory=pin_memory)
 
 
 def _batch_seed(*parts: Any) -> int:
@@ -302,15 +306,20 @@ class Evaluator:
 
     def _logits(self, clf, ds, n: int, attack=None, seed_parts: Sequence[Any] = (), desc: str = ""):
         """This rank's (index, labels, logits, n_skipped, notes) over its batches, adversarial if ``attack``."""
+        from ..data import resolve_num_workers
+
         c = self.cfg
         batches = _rank_batches(n, c.batch_size, self.info)
         idx_all, lab_all, log_all, skipped, notes = [], [], [], 0, []
         devices = [self.device] if self.device.type == "cuda" else []
         with self._bar(n, desc) as bar:
-            for (bid, _), (images, labels, index, n_skip) in zip(batches, _loader(ds, batches, c.num_workers)):
+            loader = _loader(ds, batches, resolve_num_workers(c.num_workers, self.device),
+                             pin_memory=self.device.type == "cuda")
+            for (bid, _), (images, labels, index, n_skip) in zip(batches, loader):
                 skipped += int(n_skip)
                 if len(labels):
-                    images, labels_d = images.to(self.device), labels.to(self.device)
+                    images = images.to(self.device, non_blocking=True)
+                    labels_d = labels.to(self.device, non_blocking=True)
                     if attack is not None:
                         with torch.random.fork_rng(devices=devices):
                             torch.manual_seed(_batch_seed(c.seed, *seed_parts, bid))

@@ -4,7 +4,7 @@ in the trainer, with ``ucat.config.to_fraction``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant")
@@ -53,7 +53,7 @@ class TrainConfig:
     resume: Optional[str] = None              # checkpoint dir, run dir, or "auto" (latest in --out)
     out: str = "runs/train"
     seed: int = 0
-    num_workers: int = 0
+    num_workers: Union[int, str] = "auto"      # loader workers; auto = 0 on CPU, up to 8 per process on CUDA
     last_n_blocks: int = 0                    # 0 = whole image tower; N = last N blocks + ln_post/proj
     log_every: int = 10                       # steps between CSV/TensorBoard rows
     progress: bool = True                     # tqdm progress bar with ETA (rank 0)
@@ -88,6 +88,10 @@ class TrainConfig:
             raise ValueError(f"--n-samples must be >= 1, got {self.n_samples}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"--grad-clip must be > 0, got {self.grad_clip}")
+        from ..data import resolve_num_workers
+
+        n = resolve_num_workers(self.num_workers)      # refuses anything but 'auto' or an integer >= 0
+        self.num_workers = "auto" if str(self.num_workers).strip().lower() == "auto" else n
         if self.data_root and "{dataset}" not in str(self.data_root):
             import os
             from pathlib import Path
