@@ -110,6 +110,8 @@ def make_ours(cfg, device):
     from ucat.device import autocast
     from ucat.methods import create_method
     from ucat.models import ZeroShotClassifier
+    from ucat.train import TrainConfig
+    from ucat.train.trainer import make_optimizer
 
     bundle, images, labels = _setup_common(cfg, device)
     reference = copy.deepcopy(bundle.encoder).eval().requires_grad_(False)
@@ -125,7 +127,7 @@ def make_ours(cfg, device):
     method = create_method(cfg["method"], classifier, reference, attack)
     method.to(device)
     params = [p for p in classifier.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=1e-5, momentum=0.9)
+    opt = make_optimizer(TrainConfig(optimizer="sgd", lr=1e-5, momentum=0.9, weight_decay=0.0), params)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg["precision"] == "fp16")
     precision = cfg["precision"]
 
@@ -323,7 +325,7 @@ def main(argv=None) -> int:
         if args.isolate == "auto":        # seconds, not a fresh interpreter per variant
             args.isolate, args.interleave = "no", True
     device = common.init_torch(args)
-    isolate = common.should_isolate(args.isolate, device)
+    isolate = common.should_isolate(args.isolate, device) and not args.interleave   # interleaved: one process
     machine = common.machine_info(device)
     failures = 0
     for precision in args.precision:

@@ -46,26 +46,24 @@ SCHEMA = "ucat-bench/1"
 
 # --------------------------------------------------------------------------- arguments
 
-def int_list(text: str) -> List[int]:
-    """``"8,32"`` -> [8, 32]."""
+def _int_list(text: str, minimum: int, example: str) -> List[int]:
     try:
         out = [int(v) for v in str(text).split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers such as 8,32") from None
-    if not out or min(out) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected positive integers such as 8,32")
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers such as {example}") from None
+    if not out or min(out) < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected integers >= {minimum} such as {example}")
     return out
+
+
+def int_list(text: str) -> List[int]:
+    """``"8,32"`` -> [8, 32] (positive integers)."""
+    return _int_list(text, 1, "8,32")
 
 
 def int_list_or_zero(text: str) -> List[int]:
     """``"0,1,2"`` -> [0, 1, 2] (non-negative integers, e.g. loader worker counts)."""
-    try:
-        out = [int(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers such as 0,2") from None
-    if not out or min(out) < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected integers >= 0 such as 0,2")
-    return out
+    return _int_list(text, 0, "0,2")
 
 
 def str_list(text: str) -> List[str]:

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_train_step.py", "bench_eval.py", "bench_text_head.py", "bench_scaling.py", "bench_loader.py"]
+BENCHMARKS = ["bench_train_step.py", "bench_eval.py", "bench_text_head.py", "bench_scaling.py", "bench_loader.py",
+              "bench_optimizer.py"]
 
 
 def main(argv=None) -> int:

@@ -133,3 +133,15 @@ def test_run_all_rejects_unknown_benchmark():
 
     with pytest.raises(SystemExit):
         run_all.main(["--only", "bench_nope"])
+
+
+def test_optimizer_smoke(capsys):
+    import bench_optimizer
+
+    rc = bench_optimizer.main(["--smoke", "--device", "cpu"])
+    recs = _lines(capsys)
+    assert rc == 0
+    assert {(r["optimizer"], r["variant"]) for r in recs} == {
+        (o, v) for o in ("sgd", "adamw") for v in ("loop", "foreach", "ucat")}
+    ours = [r for r in recs if r["variant"] == "ucat"]
+    assert all(r["status"] == "ok" and r["median_s"] > 0 and r["params"] > 0 for r in ours)

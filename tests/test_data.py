@@ -282,10 +282,10 @@ def test_num_workers_auto_and_bad_values(monkeypatch):
     monkeypatch.setattr(loader_mod, "usable_cpus", lambda: 32)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     assert resolve_num_workers("auto", "cpu") == 0            # the CPU step already uses every core
-    assert resolve_num_workers("auto", "cuda") == 8           # capped per process
-    assert resolve_num_workers("AUTO", "cuda", local_world_size=8) == 4      # 32 cores shared by 8 ranks
-    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
-    assert resolve_num_workers(None, "cuda:1") == 2           # torchrun's LOCAL_WORLD_SIZE
+    assert resolve_num_workers("auto", "cuda") == 16          # capped per process
+    assert resolve_num_workers("AUTO", "cuda", local_world_size=8) == 3      # 32 cores, 8 ranks, 1 core each
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert resolve_num_workers(None, "cuda:1") == 7           # torchrun's LOCAL_WORLD_SIZE
     monkeypatch.setattr(loader_mod, "usable_cpus", lambda: 2)
     assert resolve_num_workers("auto", "cuda") == 1           # at least one worker on CUDA
     assert resolve_num_workers(3, "cuda") == 3 and resolve_num_workers("0") == 0

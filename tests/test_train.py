@@ -208,3 +208,26 @@ def test_shipped_recipes_parse_and_validate(recipe):
     assert cfg.method == recipe and cfg.model == "ViT-B-32" and cfg.pretrained == "openai"
     assert cfg.data == "tinyimagenet" and cfg.eps == 1 and cfg.attack_steps == 2 and cfg.epochs == 10
     assert set(cfg.method_options) <= set(method_options(recipe))
+
+
+@pytest.mark.parametrize("name", ["sgd", "adamw"])
+def test_optimizer_uses_fused_kernels_and_matches_the_reference_update(name):
+    from ucat.train.trainer import make_optimizer
+
+    torch.manual_seed(0)
+    ref_params = [torch.nn.Parameter(torch.randn(7, 5)), torch.nn.Parameter(torch.randn(5))]
+    params = [torch.nn.Parameter(p.detach().clone()) for p in ref_params]
+    cfg = TrainConfig(optimizer=name, lr=0.05, weight_decay=0.01)
+    opt = make_optimizer(cfg, params)
+    ref = (torch.optim.SGD(ref_params, lr=0.05, momentum=cfg.momentum, weight_decay=0.01, foreach=False)
+           if name == "sgd" else torch.optim.AdamW(ref_params, lr=0.05, weight_decay=0.01, foreach=False))
+    if opt.defaults.get("fused") is not True:
+        pytest.skip("this torch has no fused CPU kernel for " + name)
+    for step in range(3):
+        grads = [torch.randn_like(p) for p in params]
+        for p, q, g in zip(params, ref_params, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        opt.step()
+        ref.step()
+    for p, q in zip(params, ref_params):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)

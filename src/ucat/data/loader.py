@@ -102,7 +102,7 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(s)
 
 
-MAX_AUTO_WORKERS = 8
+MAX_AUTO_WORKERS = 16
 
 
 def usable_cpus() -> int:
@@ -118,17 +118,18 @@ def resolve_num_workers(value: Union[int, str, None], device: Union[torch.device
     """Loader worker processes for ``--num-workers`` (an integer >= 0, or ``"auto"``).
 
     ``auto``: none on a CPU device, where the model step already keeps every core busy and decoding
-    one batch costs about 1% of a step (``benchmarks/bench_loader.py``); on CUDA, the usable cores
-    shared among this node's processes (``local_world_size``, default torchrun's ``LOCAL_WORLD_SIZE``),
-    at most 8 per process. A ViT-B-32 UCAT step on one H200
-    takes about 2,400 images/s, several cores' worth of JPEG decoding at 224 px (docs/performance.md).
+    one batch costs about 1% of a step; on CUDA, the usable cores shared among this node's processes
+    (``local_world_size``, default torchrun's ``LOCAL_WORLD_SIZE``), less one for the process
+    itself, at most 16 per process. One core decodes and resizes about 140 ImageNet-sized JPEGs
+    (or 350 TinyImageNet images) per second to 224 px, while a ViT-B-32 UCAT step on one H200
+    consumes about 2,400 images/s (benchmarks/bench_loader.py, docs/performance.md).
     """
     if value is None or str(value).strip().lower() == "auto":
         if torch.device(device).type != "cuda":
             return 0
         if local_world_size is None:
             local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-        return max(1, min(MAX_AUTO_WORKERS, usable_cpus() // max(1, int(local_world_size))))
+        return max(1, min(MAX_AUTO_WORKERS, usable_cpus() // max(1, int(local_world_size)) - 1))
     try:
         n = int(value)
     except (TypeError, ValueError):

@@ -72,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=_D.precision)
     g.add_argument("--seed", type=int, default=_D.seed)
     g.add_argument("--num-workers", default=_D.num_workers,
-                   help="loader worker processes, or auto (0 on CPU; on CUDA up to 8 per process)")
+                   help="loader worker processes, or auto (0 on CPU; on CUDA the cores per process less one, at most 16)")
     g.add_argument("--out", default=_D.out, help="output folder (default %(default)s)")
     g.add_argument("--save-logits", action="store_true", help="also save per-sample clean/adversarial logits (npz)")
     g.add_argument("--n-bins", type=int, default=_D.n_bins, help="calibration bins (default %(default)s)")

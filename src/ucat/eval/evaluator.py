@@ -85,7 +85,7 @@ class EvalConfig:
     n_bins: int = 15
     binning: str = "width"
     temperature: float = 0.07                 # tau' of the Dirichlet uncertainty (UCAT)
-    num_workers: Union[int, str] = "auto"      # loader workers; auto = 0 on CPU, up to 8 per process on CUDA
+    num_workers: Union[int, str] = "auto"      # loader workers; auto = 0 on CPU, up to 16 per process on CUDA
     image_size: Optional[int] = None          # None: the model's own resolution
     templates: Optional[List[str]] = None     # None: each dataset's prompts
     plots: bool = True

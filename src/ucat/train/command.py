@@ -79,7 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", default=d.out, help="run directory (default %(default)s)")
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--num-workers", default=d.num_workers,
-                   help="loader worker processes, or auto (0 on CPU; on CUDA up to 8 per process)")
+                   help="loader worker processes, or auto (0 on CPU; on CUDA the cores per process less one, at most 16)")
     g.add_argument("--log-every", type=int, default=d.log_every)
     g.add_argument("--no-progress", dest="progress", action="store_false", default=d.progress,
                    help="no progress bar")

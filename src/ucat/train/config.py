@@ -53,7 +53,7 @@ class TrainConfig:
     resume: Optional[str] = None              # checkpoint dir, run dir, or "auto" (latest in --out)
     out: str = "runs/train"
     seed: int = 0
-    num_workers: Union[int, str] = "auto"      # loader workers; auto = 0 on CPU, up to 8 per process on CUDA
+    num_workers: Union[int, str] = "auto"      # loader workers; auto = 0 on CPU, up to 16 per process on CUDA
     last_n_blocks: int = 0                    # 0 = whole image tower; N = last N blocks + ln_post/proj
     log_every: int = 10                       # steps between CSV/TensorBoard rows
     progress: bool = True                     # tqdm progress bar with ETA (rank 0)
