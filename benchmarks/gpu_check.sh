@@ -7,13 +7,14 @@
 # eps 1/255, bf16 autocast, batch 256), the training-step benchmark for ucat and tecoa (ours vs
 # the research-style baseline vs the floor, with the floor's FLOPs for the fraction of the card's
 # dense bf16 peak), then PGD-100/CW-100 evaluation at 397 classes, batch 512, then the
-# class-count scaling and an optional torch.compile run while time is left. Every JSON line is
+# class-count scaling, the loader's images/s with one worker per core (can the CPUs feed the
+# step?), the optimizer step, and an optional torch.compile run while time is left. Every JSON line is
 # printed and, when $OUT is set, also written to $OUT/gpu_check.jsonl. Each benchmark has its
 # own timeout; the script's total stays under BUDGET_S seconds.
 #
 # Overrides for a local dry run of the plumbing (not for the reported numbers):
 #   PYTHON=.venv/bin/python DEVICE=cpu ARCH=ucat-tiny TRAIN_BATCH=4 EVAL_BATCH=4 EVAL_STEPS=2 \
-#   REPS=1 SKIP_COMPILE=1 bash benchmarks/gpu_check.sh
+#   REPS=1 SKIP_COMPILE=1 LOADER_IMAGES=64 bash benchmarks/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 START=$SECONDS
@@ -88,11 +89,17 @@ J=("${JSONL_ARGS[@]}")
 run train_step 210 required $B/bench_train_step.py --device "$DEVICE" --arch "$ARCH" --methods ucat,tecoa \
     --variants ours,baseline,floor --precision bf16 --batch "$TRAIN_BATCH" --classes 200 --attack-steps 2 \
     --warmup 2 --reps "$REPS" --isolate no --flops "${J[@]}"
-run eval_pgd 120 required $B/bench_eval.py --device "$DEVICE" --arch "$ARCH" --attacks pgd,cw \
-    --variants ours,baseline --precision bf16 --batch "$EVAL_BATCH" --classes 397 --steps "$EVAL_STEPS" \
+run eval_pgd 180 required $B/bench_eval.py --device "$DEVICE" --arch "$ARCH" --attacks pgd,cw \
+    --variants ours-frozen,ours,baseline --precision bf16 --batch "$EVAL_BATCH" --classes 397 --steps "$EVAL_STEPS" \
     --warmup 1 --reps 3 "${J[@]}"
 run scaling 60 required $B/bench_scaling.py --device "$DEVICE" --arch "$ARCH" --precision bf16 \
     --batch "$TRAIN_BATCH" --classes 10,200,1000 --sweeps classes --warmup 2 --reps "$REPS" "${J[@]}"
+# Can this machine's CPUs feed the training step? (JPEG decode + resize at 224, pinned batches;
+# the train step above consumes about 2,400 images/s on an H200.)
+LOADER_WORKERS=${LOADER_WORKERS:-$(( $(nproc) > 1 ? $(nproc) - 1 : 1 ))}
+run loader 60 optional $B/bench_loader.py --device "$DEVICE" --workers "0,$LOADER_WORKERS" --batch 256 \
+    --images "${LOADER_IMAGES:-2048}" --warmup 1 --reps 2 --target-img-s 2400 "${J[@]}"
+run optimizer 30 optional $B/bench_optimizer.py --device "$DEVICE" --arch "$ARCH" --warmup 2 --reps 5 "${J[@]}"
 if [ -z "${SKIP_COMPILE:-}" ]; then
   run train_step_compile 120 optional $B/bench_train_step.py --device "$DEVICE" --arch "$ARCH" --methods ucat \
       --variants ours,floor --precision bf16 --batch "$TRAIN_BATCH" --classes 200 --attack-steps 2 \
