@@ -1,4 +1,5 @@
 """`ucat eval` end to end on the tiny CLIP and a generated ImageFolder; reports, resume, sanity checks, torchrun."""
+import dataclasses
 import json
 import math
 import os
@@ -212,3 +213,39 @@ def test_cli_sizes_in_255_units_and_attack_options():
     assert config_from_args(p.parse_args(["--norm", "l2", "--eps", "127.5"])).eps == [127.5]
     with pytest.raises(ValueError, match="over 64/255"):
         config_from_args(p.parse_args(["--eps", "127.5"]))
+
+
+def test_estimate_skips_finished_results_and_writes_nothing(folder, tmp_path, capsys):
+    from ucat.eval.estimate import estimate_eval
+
+    out = tmp_path / "est"
+    assert cli_main(_args(folder, out, "--attacks", "pgd", "cw", "--estimate")) == 0
+    printed = capsys.readouterr().out
+    assert "total:" in printed and "peak memory" in printed and "pgd" in printed and "cw" in printed
+    assert not out.exists()                                   # an estimate writes nothing
+
+    assert cli_main(_args(folder, out, "--attacks", "pgd")) == 0     # pgd now finished on disk
+    capsys.readouterr()
+    cfg = EvalConfig(models=[ModelSpec("ucat-tiny", "ucat-tiny")], datasets=[str(folder)], attacks=["pgd", "cw"],
+                     steps=2, batch_size=5, device="cpu", out=str(out), progress=False)
+    est = estimate_eval(cfg)
+    assert [r["attack"] for r in est["rows"]] == ["clean", "cw"]        # resume: pgd is not redone
+    assert all(r["images"] == 13 and r["seconds"] > 0 for r in est["rows"])   # 13 files to read (1 unreadable)
+    assert est["rows"][1]["budget"] == "steps=2" and est["rows"][1]["method"] == "timed at the full budget"
+    est5 = estimate_eval(dataclasses.replace(cfg, steps=5))   # other steps: other results, both to do
+    assert [r["attack"] for r in est5["rows"]] == ["clean", "pgd", "cw"]
+    assert est5["rows"][1]["budget"] == "steps=5" and "linear in steps" in est5["rows"][1]["method"]
+    assert est["total_seconds"] == pytest.approx(sum(r["seconds"] for r in est["rows"]))
+    assert est["peak_memory_gib"] > 0
+
+
+def test_estimate_probes_scale_autoattack_iterations_and_queries():
+    from ucat.attacks import create_attack
+    from ucat.eval.estimate import _budget, _probe_overrides
+
+    pgd = create_attack("pgd", eps=1 / 255, step_size=1 / 255, steps=100)
+    assert _budget(pgd) == ("steps", 100) and _probe_overrides(pgd, "steps", 2, 100) == {"steps": 2}
+    aa = create_attack("aa-standard", eps=1 / 255, n_iter=100, n_queries=5000)
+    knob, budget = _budget(aa)
+    assert (knob, budget) == ("n_iter", 100)
+    assert _probe_overrides(aa, knob, 2, budget) == {"n_iter": 2, "n_queries": 100}

@@ -81,6 +81,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-resume", dest="resume", action="store_false", help="recompute finished results")
     g.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG figures")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    g.add_argument("--estimate", action="store_true",
+                   help="print the run's time and peak memory, from one timed batch per attack, and exit")
 
 
 def model_specs(args: argparse.Namespace) -> List[ModelSpec]:
@@ -131,6 +133,11 @@ def run(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
     try:
+        if getattr(args, "estimate", False):
+            from .estimate import print_estimate
+
+            print_estimate(cfg)
+            return 0
         results = run_eval(cfg)
         if not dist.is_initialized() or dist.get_rank() == 0:
             print(summary_table(results))

@@ -293,9 +293,35 @@ class Evaluator:
         return subsample(ds, c.n_samples, seed=c.seed)
 
     def _classifier(self, bundle, ds):
+        """The zero-shot classifier of ``ds`` (its text head built once, or read from the cache), in eval mode.
+
+        Evaluation never trains. In fp32, frozen weights let attacks skip saving activations for
+        weight gradients. Under autocast they are left as they are: autocast caches its low-precision
+        copy of a weight only for leaves that require grad, so frozen weights are re-cast on every op
+        (a 4.5x slower bf16 attack step on AVX-512-bf16 CPUs, docs/performance.md). Attacks take
+        gradients w.r.t. the input only either way.
+        """
         from ..models import ZeroShotClassifier
 
-        return ZeroShotClassifier.from_dataset(bundle, ds)
+        clf = ZeroShotClassifier.from_dataset(bundle, ds).eval()
+        if self.cfg.precision == "fp32":
+            clf.requires_grad_(False)
+        return clf
+
+    def _attack(self, attack_name: str, eps: float, **override):
+        """The attack as configured (``override``: e.g. fewer ``steps`` or ``n_iter``, for --estimate)."""
+        from ..attacks import create_attack
+
+        c = self.cfg
+        step = c.step_size if c.step_size is not None else eps
+        opts = dict(c.attack_options.get(attack_name, {}))
+        if c.norm != "linf":
+            opts.setdefault("norm", c.norm)
+        if c.restarts != 1:
+            opts.setdefault("restarts", c.restarts)
+        kw = dict(eps=to_fraction(eps), step_size=to_fraction(step), steps=c.steps, **opts)
+        kw.update(override)
+        return create_attack(attack_name, **kw), step
 
     # ---- logits
     def _bar(self, total: int, desc: str):
@@ -354,8 +380,6 @@ class Evaluator:
     # ---- one (model, dataset)
     def _evaluate_dataset(self, spec: ModelSpec, bundle, ckpt_meta, dataset: str, todo: List[Tuple[str, float]],
                           results: Dict[Tuple[str, float], Dict[str, Any]]) -> None:
-        from ..attacks import create_attack
-
         c = self.cfg
         size = c.image_size or bundle.image_size
         ds = self._dataset(dataset, size)
@@ -363,27 +387,12 @@ class Evaluator:
         if n == 0:
             raise ValueError(f"dataset {dataset!r} is empty")
         clf = self._classifier(bundle, ds)          # the text head: once per (model, dataset)
-        clf.eval()
-        # Evaluation never trains. In fp32, frozen weights let attacks skip saving activations for
-        # weight gradients. Under autocast they are left as they are: autocast caches its low-precision
-        # copy of a weight only for leaves that require grad, so frozen weights are re-cast on every op
-        # (a 4.5x slower bf16 attack step on AVX-512-bf16 CPUs, docs/performance.md). Attacks take
-        # gradients w.r.t. the input only either way.
-        if c.precision == "fp32":
-            clf.requires_grad_(False)
         s = clf.logit_scale
         tag = f"{spec.label}/{_slug(dataset)}"
         clean = self._merged(self._logits(clf, ds, n, desc=f"{tag} clean"))
         for attack_name, eps in todo:
             t0 = time.time()
-            step = c.step_size if c.step_size is not None else eps
-            opts = dict(c.attack_options.get(attack_name, {}))
-            if c.norm != "linf":
-                opts.setdefault("norm", c.norm)
-            if c.restarts != 1:
-                opts.setdefault("restarts", c.restarts)
-            attack = create_attack(attack_name, eps=to_fraction(eps), step_size=to_fraction(step), steps=c.steps,
-                                   **opts)
+            attack, step = self._attack(attack_name, eps)
             adv = self._merged(self._logits(clf, ds, n, attack, (spec.label, dataset, attack_name, eps),
                                              desc=f"{tag} {attack_name} eps={fmt_eps(eps)}"))
             if self.info.is_main:
@@ -471,6 +480,20 @@ class Evaluator:
                        f"{name} robust accuracy {r:.4f} at eps {fmt_eps(eps)} is above {r0:.4f} at eps {fmt_eps(e0)} "
                        f"beyond noise")
 
+    def _todo(self, spec: ModelSpec, dataset: str):
+        """(finished results found on disk, the (attack, eps) pairs still to run), agreed by all ranks."""
+        results: Dict[Tuple[str, float], Dict[str, Any]] = {}
+        todo: List[Tuple[str, float]] = []
+        for attack_name in self.cfg.attacks:
+            for eps in self._eps_for(attack_name):
+                key = self._key(spec, dataset, attack_name, eps)
+                done = self._finished(self.result_path(spec.label, dataset, attack_name, eps), key)
+                if done is not None:
+                    results[(attack_name, eps)] = done
+                else:
+                    todo.append((attack_name, eps))
+        return results, self._agreed(todo)
+
     def run(self) -> List[Dict[str, Any]]:
         from ..data import expand_datasets
 
@@ -486,17 +509,7 @@ class Evaluator:
         for spec in c.models:
             bundle, meta = None, {}
             for dataset in datasets:
-                results: Dict[Tuple[str, float], Dict[str, Any]] = {}
-                todo: List[Tuple[str, float]] = []
-                for attack_name in c.attacks:
-                    for eps in self._eps_for(attack_name):
-                        key = self._key(spec, dataset, attack_name, eps)
-                        done = self._finished(self.result_path(spec.label, dataset, attack_name, eps), key)
-                        if done is not None:
-                            results[(attack_name, eps)] = done
-                        else:
-                            todo.append((attack_name, eps))
-                todo = self._agreed(todo)
+                results, todo = self._todo(spec, dataset)
                 if todo:
                     if bundle is None:
                         bundle, meta = self._load_model(spec)
