@@ -67,13 +67,13 @@ def write_synthetic_folder(root: Path, n: int, size: str, classes: int, seed: in
     return root
 
 
-def time_loader(ds, batch: int, workers: int, pin: bool, warmup: int, reps: int):
+def time_loader(ds, batch: int, workers: int, device: torch.device, warmup: int, reps: int):
     """Seconds per full pass over ``ds`` (workers started inside each pass, as in evaluation)."""
     from ucat.data import make_loader
 
     def one_pass():
         n = 0
-        for images, labels, _ in make_loader(ds, batch_size=batch, num_workers=workers, pin_memory=pin):
+        for images, labels, _ in make_loader(ds, batch_size=batch, num_workers=workers, device=device):
             n += int(labels.shape[0])
         return n
 
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
                 "batch": args.batch, "pin_memory": pin, "device": str(device)}
         failures = 0
         for w in args.workers:
-            times, n = time_loader(ds, args.batch, w, pin, args.warmup, args.reps)
+            times, n = time_loader(ds, args.batch, w, device, args.warmup, args.reps)
             rec = dict(base, workers=w, **common.summarize(times))
             rec["images_per_s"] = n / rec["median_s"]
             failures += n != len(ds)

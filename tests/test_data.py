@@ -322,6 +322,8 @@ def test_loader_with_worker_processes_matches_the_main_process(tmp_path):
             assert torch.equal(x, rx) and torch.equal(y, ry)
     assert loader.persistent_workers is True
     assert make_loader(ds, batch_size=4, persistent_workers=True).persistent_workers is False
+    cpu = make_loader(ds, batch_size=4, num_workers="auto", device="cpu")    # auto on a CPU device: none
+    assert cpu.num_workers == 0 and cpu.pin_memory is False
 
 
 def test_subsample_is_deterministic_and_keeps_attributes(tmp_path):

@@ -16,8 +16,8 @@ from . import benchmarks as _benchmarks  # noqa: F401  (registers the 16 benchma
 from .benchmarks import ZS16
 from .build import ENV_ROOT, build_dataset, check_dataset, describe, expand_datasets, resolve_root
 from .folder import csv_dataset, image_folder, read_classnames_file
-from .loader import (SubsetDataset, collate_skip_unreadable, dataset_targets, make_loader, resolve_num_workers,
-                     subsample)
+from .loader import (SubsetDataset, collate_skip_unreadable, dataset_targets, make_loader, num_workers_setting,
+                     resolve_num_workers, subsample)
 
 __all__ = [
     "COLLECTIONS", "DATASETS", "DatasetInfo", "register_collection", "register_dataset",
@@ -25,5 +25,6 @@ __all__ = [
     "benchmark_meta", "classnames", "ensemble_templates", "readable", "text_fingerprint", "ZS16",
     "ENV_ROOT", "build_dataset", "check_dataset", "describe", "expand_datasets", "resolve_root",
     "csv_dataset", "image_folder", "read_classnames_file",
-    "SubsetDataset", "collate_skip_unreadable", "dataset_targets", "make_loader", "resolve_num_workers", "subsample",
+    "SubsetDataset", "collate_skip_unreadable", "dataset_targets", "make_loader", "num_workers_setting",
+    "resolve_num_workers", "subsample",
 ]

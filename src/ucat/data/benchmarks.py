@@ -205,6 +205,14 @@ def _tiny_dir(root: Path) -> Optional[Path]:
     return None
 
 
+def _wnid_dataset(name: str, transform, strict: bool, options: dict):
+    """(meta, dataset kwargs, wnid -> label) of a WordNet-id dataset; it takes no extra options."""
+    if options:
+        raise ValueError(f"{name} takes no option(s) {', '.join(options)}")
+    meta, dkw = _meta_dataset_kwargs(name, transform, strict)
+    return meta, dkw, {w: i for i, w in enumerate(meta["wnids"])}
+
+
 def _tiny_check(root: Path, split: str):
     d = _tiny_dir(root)
     if d is None:
@@ -220,11 +228,8 @@ def _tiny_check(root: Path, split: str):
                              ensemble=benchmark_meta("tinyimagenet")["ensemble"], loader="ucat (own)"))
 def build_tinyimagenet(root: Path, split: str, transform=None, download: bool = False, strict: bool = False, **kw):
     """TinyImageNet (200 classes; labels = sorted wnid order, as ImageFolder on train/ gives)."""
-    if kw:
-        raise ValueError(f"tinyimagenet takes no option(s) {', '.join(kw)}")
+    meta, dkw, index = _wnid_dataset("tinyimagenet", transform, strict, kw)
     d = _tiny_dir(root)
-    meta, dkw = _meta_dataset_kwargs("tinyimagenet", transform, strict)
-    index = {w: i for i, w in enumerate(meta["wnids"])}
     listed = (d / "wnids.txt").read_text().split()
     unknown = [w for w in listed if w not in index]
     if unknown:
@@ -280,11 +285,8 @@ def _imagenet_check(root: Path, split: str):
                              ensemble=benchmark_meta("imagenet")["ensemble"], loader="ucat (own)"))
 def build_imagenet(root: Path, split: str, transform=None, download: bool = False, strict: bool = False, **kw):
     """ImageNet-1k from wnid class folders; label = index of the wnid in the sorted 1000 (standard order)."""
-    if kw:
-        raise ValueError(f"imagenet takes no option(s) {', '.join(kw)}")
+    meta, dkw, index = _wnid_dataset("imagenet", transform, strict, kw)
     d = _imagenet_dir(root, split)
-    meta, dkw = _meta_dataset_kwargs("imagenet", transform, strict)
-    index = {w: i for i, w in enumerate(meta["wnids"])}
     dirs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not dirs:
         raise FileNotFoundError(f"imagenet: {d} has no wnid class folders; the {split} images must be sorted into "

@@ -139,21 +139,32 @@ def resolve_num_workers(value: Union[int, str, None], device: Union[torch.device
     return n
 
 
-def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, num_workers: int = 0,
+def num_workers_setting(value: Union[int, str, None]) -> Union[int, str]:
+    """A validated ``--num-workers`` setting as configs keep it: ``"auto"`` or an integer >= 0."""
+    n = resolve_num_workers(value)                     # refuses anything but 'auto' or an integer >= 0
+    return "auto" if value is None or str(value).strip().lower() == "auto" else n
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, num_workers: Union[int, str] = 0,
                 sampler: Optional[Sampler] = None, seed: int = 0, drop_last: bool = False,
-                pin_memory: bool = False, persistent_workers: bool = False) -> DataLoader:
+                pin_memory: Optional[bool] = None, persistent_workers: bool = False,
+                device: Optional[Union[torch.device, str]] = None) -> DataLoader:
     """A DataLoader over any ucat dataset yielding ``(images, labels, n_skipped)`` batches.
 
     Shuffling is seeded (``seed``); with a ``sampler`` (e.g. DistributedSampler) leave
     ``shuffle`` False. Worker processes are seeded from the loader's generator.
+    ``device``: where the batches go; it resolves ``num_workers="auto"`` (:func:`resolve_num_workers`)
+    and, unless ``pin_memory`` is given, pins batches for CUDA.
     ``persistent_workers`` keeps the workers alive between epochs (training).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if isinstance(num_workers, str) and num_workers.strip().lower() == "auto":
-        raise ValueError("make_loader needs a number of workers: resolve 'auto' with "
-                         "resolve_num_workers('auto', device) first")
-    num_workers = resolve_num_workers(num_workers)
+    if device is None and isinstance(num_workers, str) and num_workers.strip().lower() == "auto":
+        raise ValueError("make_loader needs device= to resolve 'auto' (or resolve it with "
+                         "resolve_num_workers('auto', device) first)")
+    on_cuda = device is not None and torch.device(device).type == "cuda"
+    num_workers = resolve_num_workers(num_workers, device if device is not None else "cpu")
+    pin_memory = on_cuda if pin_memory is None else bool(pin_memory)
     if sampler is not None and shuffle:
         raise ValueError("give either shuffle=True or a sampler (which does its own shuffling), not both")
     g = torch.Generator().manual_seed(int(seed))

@@ -133,7 +133,7 @@ def estimate_eval(cfg: EvalConfig) -> Dict[str, Any]:
         clean()
         clean_s = _timed(clean, device) / images.shape[0]
         costs = {}
-        for attack_name, eps in sorted({t for _, todo in work for t in todo}, key=lambda t: (t[0], t[1])):
+        for attack_name, eps in sorted({t for _, todo in work for t in todo}):
             costs[(attack_name, eps)] = _seconds_per_image(ev, clf, images, labels, attack_name, eps)
         model_total = 0.0
         for d, todo in work:

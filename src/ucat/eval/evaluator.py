@@ -96,10 +96,9 @@ class EvalConfig:
         if isinstance(self.eps, (int, float)):
             self.eps = [float(self.eps)]
         self.models = [m if isinstance(m, ModelSpec) else ModelSpec(**m) for m in self.models]
-        from ..data import resolve_num_workers
+        from ..data import num_workers_setting
 
-        n = resolve_num_workers(self.num_workers)      # refuses anything but 'auto' or an integer >= 0
-        self.num_workers = "auto" if str(self.num_workers).strip().lower() == "auto" else n
+        self.num_workers = num_workers_setting(self.num_workers)
 
 
 # ----------------------------------------------------------------------------- data plumbing

@@ -88,10 +88,9 @@ class TrainConfig:
             raise ValueError(f"--n-samples must be >= 1, got {self.n_samples}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"--grad-clip must be > 0, got {self.grad_clip}")
-        from ..data import resolve_num_workers
+        from ..data import num_workers_setting
 
-        n = resolve_num_workers(self.num_workers)      # refuses anything but 'auto' or an integer >= 0
-        self.num_workers = "auto" if str(self.num_workers).strip().lower() == "auto" else n
+        self.num_workers = num_workers_setting(self.num_workers)
         if self.data_root and "{dataset}" not in str(self.data_root):
             import os
             from pathlib import Path

@@ -311,12 +311,11 @@ def _reduce_sum(values: List[float], info: DistInfo, device: torch.device) -> Li
 def _validate(classifier: nn.Module, val_set, cfg: TrainConfig, info: DistInfo, local_bs: int) -> Dict[str, float]:
     """Clean and robust accuracy on this rank's shard of the held-out split, summed over ranks."""
     from ..attacks import create_attack
-    from ..data import make_loader, resolve_num_workers
+    from ..data import make_loader
 
     shard = Subset(val_set, list(range(info.rank, len(val_set), info.world_size)))
-    loader = make_loader(shard, batch_size=max(1, 2 * local_bs), shuffle=False,
-                         num_workers=resolve_num_workers(cfg.num_workers, info.device),
-                         pin_memory=info.device.type == "cuda")
+    loader = make_loader(shard, batch_size=max(1, 2 * local_bs), shuffle=False, num_workers=cfg.num_workers,
+                         device=info.device)
     attack = create_attack(cfg.attack, eps=to_fraction(cfg.eps), step_size=to_fraction(cfg.attack_step_size),
                            steps=cfg.val_attack_steps)
     device = info.device
@@ -384,7 +383,7 @@ def train(cfg: TrainConfig, *, _stop_after_step: Optional[int] = None) -> TrainR
 
 def _train(cfg: TrainConfig, info: DistInfo, stop_after: Optional[int]) -> TrainResult:
     from ..attacks import create_attack
-    from ..data import make_loader, resolve_num_workers
+    from ..data import make_loader
     from ..methods import create_method
     from ..models import ZeroShotClassifier, load_clip
     from ..models.checkpoint import export_open_clip
@@ -433,9 +432,8 @@ def _train(cfg: TrainConfig, info: DistInfo, stop_after: Optional[int]) -> Train
     method.to(device).train()
 
     sampler = ResumableSampler(train_set, info.world_size, info.rank, cfg.seed)
-    loader = make_loader(train_set, batch_size=local_bs, sampler=sampler,
-                         num_workers=resolve_num_workers(cfg.num_workers, device), seed=cfg.seed,
-                         pin_memory=device.type == "cuda", persistent_workers=True)
+    loader = make_loader(train_set, batch_size=local_bs, sampler=sampler, num_workers=cfg.num_workers,
+                         seed=cfg.seed, device=device, persistent_workers=True)
     steps_per_epoch = math.ceil(sampler.full_len() / local_bs)
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.max_steps is not None:
