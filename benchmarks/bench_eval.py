@@ -60,7 +60,7 @@ def build_parser():
 def attack_runner(variant, attack_name, bundle, cfg, device):
     """A zero-argument callable doing one attack on the batch, plus the batch."""
     from ucat.attacks import create_attack
-    from ucat.config import to_fraction
+    from ucat.units import to_fraction
     from ucat.device import autocast
     from ucat.models import ZeroShotClassifier
 

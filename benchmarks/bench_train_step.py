@@ -106,7 +106,7 @@ def _maybe_compile(encoder, cfg, device):
 def make_ours(cfg, device):
     """ucat's step, exactly as the trainer runs it."""
     from ucat.attacks import create_attack
-    from ucat.config import to_fraction
+    from ucat.units import to_fraction
     from ucat.device import autocast
     from ucat.methods import create_method
     from ucat.models import ZeroShotClassifier
@@ -165,7 +165,7 @@ def loss_check(cfg, device, other="bf16"):
 def make_baseline(cfg, device):
     """The research-style step (benchmarks/baseline.py)."""
     from baseline import ResearchStep
-    from ucat.config import to_fraction
+    from ucat.units import to_fraction
 
     bundle, images, labels = _setup_common(cfg, device)
     steps = 0 if cfg["method"] in NO_ATTACK else cfg["attack_steps"]

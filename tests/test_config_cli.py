@@ -4,7 +4,8 @@ import argparse
 import pytest
 
 from ucat.cli import main
-from ucat.config import apply_config_file, fmt_eps, parse_eps, to_fraction
+from ucat.config import apply_config_file
+from ucat.units import fmt_eps, parse_eps, to_fraction
 from ucat.registry import Registry
 
 

@@ -202,7 +202,7 @@ def test_torchrun_two_processes_equal_single_process(folder, tmp_path):
 def test_cli_sizes_in_255_units_and_attack_options():
     import argparse
 
-    from ucat.eval.command import add_arguments, config_from_args
+    from ucat.commands.eval import add_arguments, config_from_args
 
     p = argparse.ArgumentParser()
     add_arguments(p)

@@ -197,7 +197,7 @@ def test_shipped_recipes_parse_and_validate(recipe):
 
     from ucat.config import apply_config_file
     from ucat.methods import method_options
-    from ucat.train.command import add_arguments, config_from_args
+    from ucat.commands.train import add_arguments, config_from_args
 
     path = Path(__file__).resolve().parents[1] / "configs" / f"{recipe}.yaml"
     parser = argparse.ArgumentParser()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ucat.data import world as W
+from ucat.world import scenes as W
 from ucat.data.registry import COLLECTIONS, DATASETS
 
 
@@ -111,7 +111,7 @@ def test_registry_entries_and_collection():
 
 
 def test_pretraining_smoke_lowers_the_loss(tmp_path):
-    from ucat.world_pretrain import PretrainConfig, pretrain
+    from ucat.world.pretrain import PretrainConfig, pretrain
 
     cfg = PretrainConfig(out=str(tmp_path), steps=80, batch_size=32, pool=640, group=1, warmup=5, lr=3e-3, eval_n=24,
                          log_every=1, tasks=["world-colour"], seed=0)
@@ -121,7 +121,7 @@ def test_pretraining_smoke_lowers_the_loss(tmp_path):
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
     w = tmp_path / "ucat-world.safetensors"
     assert w.is_file() and (tmp_path / "ucat-world.json").is_file()
-    from ucat.world_pretrain import sha256_file
+    from ucat.world.pretrain import sha256_file
 
     assert (tmp_path / "ucat-world.sha256").read_text().split()[0] == sha256_file(w)
     # the written file is loadable by open_clip by architecture name (as `--pretrained FILE`)
@@ -138,7 +138,7 @@ def _assets():
 def test_shipped_weights_checksum_and_recorded_accuracy():
     from ucat.models import load_clip
     from ucat.models.clip import BUILTIN_WEIGHTS
-    from ucat.world_pretrain import sha256_file, zero_shot_accuracy
+    from ucat.world.pretrain import sha256_file, zero_shot_accuracy
 
     assert BUILTIN_WEIGHTS.get("ucat-world") == "assets/ucat-world.safetensors"
     weights = _assets() / "ucat-world.safetensors"

@@ -11,17 +11,7 @@ import sys
 from typing import List, Optional
 
 from . import __version__
-
-# name -> (module, one-line help)
-COMMANDS = {
-    "demo": ("ucat.demo", "the whole story offline: attack, fine-tune TeCoA and UCAT, compare (the main job)"),
-    "eval": ("ucat.eval.command", "clean/robust accuracy, calibration and uncertainty of a CLIP under attack"),
-    "train": ("ucat.train.command", "adversarial fine-tuning (ucat, tecoa, pmg-aft, fare, tga-zsr, clean)"),
-    "data": ("ucat.data.command", "list datasets and check that they are where ucat expects them"),
-    "world": ("ucat.data.world_command", "the procedural image world: render samples, pretrain its tiny CLIP"),
-    "models": ("ucat.models.command", "list the architectures and shipped models ucat can load"),
-}
-
+from .commands import COMMANDS
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ucat", description=__doc__.splitlines()[0])

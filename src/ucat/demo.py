@@ -17,14 +17,23 @@ as measured, whichever way they fall.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from .eval import EvalConfig, ModelSpec, run_eval
+from .eval.evaluator import _slug
+from .eval.plots import _plt, reliability_diagram, save_figure
+from .io import atomic_write_text, package_versions, save_json, save_run_config
+from .metrics import harmonic_mean
+from .train import TrainConfig, train
+from .uncertainty import softmax_entropy
+from .world import scenes as world
 
 MODEL = "ucat-world"
 BASE_LABEL = "CLIP"
@@ -59,46 +68,12 @@ class DemoConfig:
         return cls(**base)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = DemoConfig()
-    parser.add_argument("--out", default=d.out, help="output folder (default %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="a tiny budget for CI (about a minute)")
-    parser.add_argument("--eps", default=None, help="attack radius in 1/255 units (default 4 = 4/255; 1 is the paper's setting at 224 px)")
-    parser.add_argument("--eval-steps", type=int, default=None, help="PGD steps at evaluation")
-    parser.add_argument("--eval-n", type=int, default=None, help="images per suite task")
-    parser.add_argument("--train-steps", type=int, default=None, help="fine-tuning steps per method")
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--device", default=None, help="cpu (default), cuda or auto")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (0 = torch's default)")
-
-
-def run(args: argparse.Namespace) -> int:
-    from .config import parse_eps
-
-    over: Dict[str, Any] = {"out": args.out}
-    for key in ("eval_steps", "eval_n", "train_steps", "seed", "device", "threads"):
-        if getattr(args, key) is not None:
-            over[key] = getattr(args, key)
-    if args.eps is not None:
-        over["eps"] = parse_eps(args.eps, "--eps")
-    cfg = DemoConfig.quick(**over) if args.quick else DemoConfig(**over)
-    run_demo(cfg)
-    return 0
-
-
 def _say(msg: str = "") -> None:
     print(msg, flush=True)
 
 
 def run_demo(cfg: DemoConfig) -> Dict[str, Any]:
     """Run the four stages; returns the ``demo.json`` record (also written to ``cfg.out``)."""
-    import torch
-
-    from .config import package_versions, save_json, save_run_config
-    from .data import world
-    from .eval import EvalConfig, ModelSpec, run_eval
-    from .train import TrainConfig, train
-
     if cfg.eps <= 0:
         raise ValueError(f"--eps {cfg.eps}: the demo needs a positive attack radius (1/255 units, e.g. 1)")
     for name in ("eval_steps", "eval_n", "train_steps", "train_n", "batch_size"):
@@ -165,8 +140,6 @@ def run_demo(cfg: DemoConfig) -> Dict[str, Any]:
         record = {"config": asdict(cfg), "tasks": tasks, "phenomenon": phen, "table": table,
                   "checkpoints": checkpoints, "plots": plots, "timings": timings, "eps_unit": "1/255",
                   "versions": package_versions()}
-        from .config import atomic_write_text
-
         atomic_write_text(out / "demo.md", md)
         save_json(out / "demo.json", record)
         _say(md)
@@ -192,8 +165,6 @@ def _mean(xs: List[float]) -> float:
 
 def comparison_rows(results: List[Dict[str, Any]], labels: List[str], tasks: List[str]) -> List[Dict[str, Any]]:
     """One row per (model, task) and an ``Average`` row per model; accuracies/ECE as fractions."""
-    from .metrics import harmonic_mean
-
     by = {(r["model"], r["dataset"]): r for r in results}
     rows: List[Dict[str, Any]] = []
     for label in labels:
@@ -277,10 +248,6 @@ def comparison_markdown(rows: List[Dict[str, Any]], cfg: DemoConfig, phen: Dict[
 # ----------------------------------------------------------------------------- plots
 def write_plots(results: List[Dict[str, Any]], rows: List[Dict[str, Any]], labels: List[str], out: Path) -> List[str]:
     """Accuracy/ECE/uncertainty bars, pooled reliability diagrams and entropy histograms (PNG)."""
-    import numpy as np
-
-    from .eval.plots import _plt, reliability_diagram, save_figure
-
     plt = _plt()
     written: List[str] = []
     avg = {r["model"]: r for r in rows if r["task"] == "Average"}
@@ -361,12 +328,6 @@ def _pool_bins(bin_list: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 def _entropies(results: List[Dict[str, Any]], labels: List[str], eval_dir: Path) -> Dict[str, Any]:
     """Per model: normalized softmax entropies of every evaluated image (clean, adv), from saved logits."""
-    import numpy as np
-    import torch
-
-    from .eval.evaluator import _slug
-    from .uncertainty import softmax_entropy
-
     out: Dict[str, Any] = {}
     for lb in labels:
         c_all, a_all = [], []
@@ -383,8 +344,3 @@ def _entropies(results: List[Dict[str, Any]], labels: List[str], eval_dir: Path)
             out[lb] = (np.concatenate(c_all), np.concatenate(a_all))
     return out
 
-
-if __name__ == "__main__":  # pragma: no cover
-    from .cli import main
-
-    sys.exit(main(["demo", *sys.argv[1:]]))

@@ -13,7 +13,7 @@ Contract (one for every attack in ucat)::
   parameter's ``.grad`` is exactly what it was before (the UCAT research code leaked attack gradients
   into the optimizer step), and the model's train/eval mode is restored;
 * perturbation sizes are *fractions* of the [0,1] range here; the CLI converts from 1/255 units with
-  :func:`ucat.config.to_fraction`.
+  :func:`ucat.units.to_fraction`.
 
 The mode-switching base ``__call__`` follows torchattacks' ``Attack`` (Kim, "Torchattacks: A PyTorch
 Repository for Adversarial Attacks", arXiv 2010.01950); the PGD loop is Madry et al., "Towards Deep
@@ -62,7 +62,7 @@ def check_budget(eps: float, step_size: float, steps: int, norm: str) -> None:
         raise ValueError(f"eps ({eps}) and step_size ({step_size}) must be >= 0")
     if norm == "linf" and eps > 0.5:
         raise ValueError(f"eps={eps} is a fraction of the [0,1] range and over 0.5; did you pass 1/255 "
-                         f"units? convert with ucat.config.to_fraction (e.g. 1 -> {1 / 255:.5f})")
+                         f"units? convert with ucat.units.to_fraction (e.g. 1 -> {1 / 255:.5f})")
     if int(steps) != steps or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps}")
 

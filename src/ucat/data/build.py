@@ -19,20 +19,8 @@ from .registry import COLLECTIONS, DATASETS, DatasetInfo
 ENV_ROOT = "UCAT_DATA"
 
 
-def _ensure_registered() -> None:
-    """Import the modules whose import registers datasets (benchmarks; the world, where present)."""
-    from . import benchmarks  # noqa: F401
-    import importlib.util
-
-    if importlib.util.find_spec("ucat.data.world") is not None:
-        import importlib
-
-        importlib.import_module("ucat.data.world")
-
-
 def expand_datasets(names: Sequence[str]) -> List[str]:
     """Expand collections (``zs16``, ...) in order; comma-separated items are split; duplicates dropped."""
-    _ensure_registered()
     out: List[str] = []
     for item in names:
         for name in (s.strip() for s in str(item).split(",")):
@@ -128,7 +116,6 @@ def build_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
             when ``transform`` is None).
         **kw: passed to the dataset's builder (e.g. ``partition=2`` for DTD).
     """
-    _ensure_registered()
     name = str(name)
     spec = template if template is not None else templates
     if name not in DATASETS and is_path_dataset(name):
@@ -192,7 +179,6 @@ def check_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
     Returns a dict with ``name, status`` (``found`` | ``missing`` | ``error`` | ``generated``),
     ``split, path, layout, how_to_get, detail`` and, when loaded, ``n_images, n_classes``.
     """
-    _ensure_registered()
     if name not in DATASETS and is_path_dataset(name):
         path = Path(name).expanduser()
         rep = dict(name=name, split=split, path=str(path), layout=CSV_LAYOUT if name.lower().endswith(".csv")

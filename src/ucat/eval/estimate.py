@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Tuple
 
 import torch
 
-from ..config import fmt_eps
+from ..units import fmt_eps
 from ..device import autocast, seed_everything
 from .evaluator import EvalConfig, Evaluator, _loader
 

@@ -32,7 +32,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ..config import EPS_UNIT, fmt_eps, package_versions, save_json, to_fraction, to_jsonable
+from ..io import package_versions, save_json, to_jsonable
+from ..units import EPS_UNIT, fmt_eps, to_fraction
 from ..device import (DistInfo, all_gather_object, autocast, barrier, check_precision, init_distributed,
                       seed_everything)
 

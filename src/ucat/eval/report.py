@@ -14,7 +14,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
-from ..config import EPS_UNIT, atomic_write_text, fmt_eps
+from ..io import atomic_write_text
+from ..units import EPS_UNIT, fmt_eps
 from ..metrics import harmonic_mean
 
 # (csv column, split, metric key)

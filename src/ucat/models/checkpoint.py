@@ -21,32 +21,22 @@ from typing import Any, Dict, Mapping, Optional
 
 import torch
 import torch.nn as nn
+from safetensors.torch import save_file
+
+from ..io import atomic_path, to_jsonable
 
 VISUAL_PREFIX = "visual."
 
 
 def save_safetensors_atomic(tensors: Dict[str, torch.Tensor], path: str | os.PathLike,
                             metadata: Optional[Dict[str, str]] = None) -> None:
-    """Write a safetensors file through a temporary file and ``os.replace``: never half a file."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write a safetensors file through :func:`ucat.io.atomic_path`: never half a file."""
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def _metadata_strings(metadata: Optional[Mapping[str, Any]]) -> Dict[str, str]:
     """safetensors headers hold str -> str; non-strings are JSON-encoded."""
-    from ..config import to_jsonable
-
     out: Dict[str, str] = {}
     for k, v in (metadata or {}).items():
         out[str(k)] = v if isinstance(v, str) else json.dumps(to_jsonable(v))

@@ -1,10 +1,12 @@
 """The training configuration: one typed dataclass, the same keys as the ``ucat train`` flags and
 the YAML recipes in ``configs/``. Perturbation sizes are in 1/255 units here (converted once,
-in the trainer, with ``ucat.config.to_fraction``)."""
+in the trainer, with ``ucat.units.to_fraction``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
+
+from ..units import parse_eps
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant")
@@ -60,8 +62,6 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Refuse bad values with messages that name the fix."""
-        from ..config import parse_eps
-
         self.eps = parse_eps(self.eps, "--eps")
         self.attack_step_size = parse_eps(self.attack_step_size, "--attack-step-size")
         if self.optimizer not in OPTIMIZERS:

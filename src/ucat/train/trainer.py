@@ -30,7 +30,8 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import DistributedSampler, Subset
 
-from ..config import fmt_eps, save_json, save_run_config, to_fraction, to_jsonable, EPS_UNIT
+from ..io import save_json, save_run_config, to_jsonable
+from ..units import EPS_UNIT, fmt_eps, to_fraction
 from ..device import (DistInfo, all_gather_object, autocast, barrier, check_precision, cleanup_distributed,
                       init_distributed, rng_state, seed_everything, set_rng_state)
 from .config import TrainConfig

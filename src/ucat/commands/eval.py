@@ -17,8 +17,14 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
-from ..config import parse_cli_value, parse_eps
-from .evaluator import EvalConfig, ModelSpec, run_eval
+import torch.distributed as dist
+
+from ..config import parse_cli_value
+from ..device import DistInfo, cleanup_distributed
+from ..eval.estimate import print_estimate
+from ..eval.evaluator import EvalConfig, ModelSpec, run_eval
+from ..eval.report import summary_table
+from ..units import parse_eps
 
 _D = EvalConfig()
 
@@ -124,18 +130,11 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..device import DistInfo, cleanup_distributed
-    from .report import summary_table
-
     if args.compare_original and not args.checkpoint:
         raise ValueError("--compare-original compares a --checkpoint with the original model; give --checkpoint FILE")
     cfg = config_from_args(args)
-    import torch.distributed as dist
-
     try:
         if getattr(args, "estimate", False):
-            from .estimate import print_estimate
-
             print_estimate(cfg)
             return 0
         results = run_eval(cfg)

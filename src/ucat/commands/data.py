@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..data import COLLECTIONS, DATASETS, benchmark_meta, build_dataset, check_dataset, expand_datasets
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
@@ -46,10 +48,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list() -> int:
-    from . import COLLECTIONS, DATASETS
-    from .build import _ensure_registered
-
-    _ensure_registered()
     print(f"{'dataset':16s} {'classes':>7s}  {'default split':13s} {'splits':24s} loader")
     for key in DATASETS.names():
         info = DATASETS.get(key)
@@ -64,11 +62,6 @@ def _list() -> int:
 
 
 def _show(name: str, which: str) -> int:
-    from . import DATASETS
-    from .build import _ensure_registered
-    from .meta import benchmark_meta
-
-    _ensure_registered()
     info = DATASETS.get(name)
     print(f"{info.name}: {info.num_classes or '?'} classes; default split {info.default_split!r} "
           f"(splits: {', '.join(info.splits)}); resize {info.extra.get('resize', '-')}")
@@ -92,9 +85,6 @@ def _show(name: str, which: str) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from . import DATASETS
-    from .build import build_dataset, expand_datasets
-
     failed = []
     for name in expand_datasets(args.names):
         info = DATASETS.get(name)
@@ -115,8 +105,6 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .build import check_dataset, expand_datasets
-
     reports = [check_dataset(n, root=args.data_root, split=args.split, load=not args.no_load)
                for n in expand_datasets(args.names)]
     if args.json:

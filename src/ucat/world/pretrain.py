@@ -26,9 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import world
-from .models.clip import OPENAI_MEAN, OPENAI_STD, ClipBundle, ImageEncoder, register_model_configs
-from .models.zero_shot import ZeroShotClassifier
+from . import scenes as world
+from ..models.clip import OPENAI_MEAN, OPENAI_STD, ClipBundle, ImageEncoder, register_model_configs
+from ..device import resolve_device
+from ..io import package_versions, save_json, to_jsonable
+from ..models.checkpoint import save_safetensors_atomic
+from ..models.zero_shot import ZeroShotClassifier
 
 ARCH = "ucat-world"
 
@@ -155,9 +158,6 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print) -> Dict:
     ``ucat-world.json`` (recipe, loss history, zero-shot accuracy per task, chance levels).
     Returns that record.
     """
-    from .config import package_versions, save_json, to_jsonable
-    from .device import resolve_device
-    from .models.checkpoint import save_safetensors_atomic
 
     if cfg.steps < 1 or cfg.batch_size < 2:
         raise ValueError(f"steps={cfg.steps}, batch_size={cfg.batch_size}: need steps >= 1 and batch_size >= 2")

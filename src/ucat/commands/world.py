@@ -9,7 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from importlib import resources
 from pathlib import Path
+
+import numpy as np
+from torchvision.utils import save_image
+
+from ..models import load_clip
+from ..world import scenes as world
+from ..world.pretrain import PretrainConfig, chance_levels, pretrain, zero_shot_accuracy
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,8 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--split", default="test")
     r.add_argument("--n", type=int, default=64, help="number of scenes")
     r.add_argument("--seed", type=int, default=0)
-
-    from ..world_pretrain import PretrainConfig
 
     d = PretrainConfig()
     p = sub.add_parser("pretrain", help="contrastively pretrain the tiny CLIP on the world (seeded)")
@@ -56,11 +62,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _render(args) -> int:
-    import numpy as np
-    from torchvision.utils import save_image
-
-    from . import world
-
     if args.n < 1:
         raise ValueError(f"--n {args.n}: give at least 1")
     out = Path(args.out)
@@ -86,16 +87,12 @@ def _render(args) -> int:
 
 
 def _pretrain(args) -> int:
-    from ..world_pretrain import PretrainConfig, pretrain
-
     cfg = PretrainConfig(out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                          warmup=args.warmup, weight_decay=args.weight_decay, pool=args.pool, seed=args.seed,
                          threads=args.threads, eval_n=args.eval_n, log_every=args.log_every, device=args.device)
     record = pretrain(cfg)
     _print_accuracy(record["zero_shot_accuracy"])
     if args.install:
-        from importlib import resources
-
         assets = Path(str(resources.files("ucat") / "assets"))
         assets.mkdir(parents=True, exist_ok=True)
         for suffix in (".safetensors", ".sha256", ".json"):
@@ -105,10 +102,6 @@ def _pretrain(args) -> int:
 
 
 def _zeroshot(args) -> int:
-    from ..models import load_clip
-    from ..world_pretrain import zero_shot_accuracy
-    from . import world
-
     tasks = args.tasks or list(world.TASKS)
     unknown = [t for t in tasks if t not in world.TASKS]
     if unknown:
@@ -120,8 +113,6 @@ def _zeroshot(args) -> int:
 
 
 def _print_accuracy(acc: dict) -> None:
-    from ..world_pretrain import chance_levels
-
     chance = chance_levels(list(acc))
     print(f"{'task':18s} {'acc %':>7s} {'chance %':>9s}")
     for t, a in acc.items():

@@ -15,7 +15,9 @@ import sys
 from typing import Any, Dict
 
 from ..config import parse_cli_value
-from .config import OPTIMIZERS, SCHEDULES, SELECTIONS, TrainConfig
+from ..methods import METHODS
+from ..train import TrainingDiverged, train
+from ..train.config import OPTIMIZERS, SCHEDULES, SELECTIONS, TrainConfig
 
 _DEFAULTS = TrainConfig()
 
@@ -99,9 +101,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..methods import METHODS
-    from .trainer import TrainingDiverged, train
-
     cfg = config_from_args(args)
     METHODS.get(cfg.method)           # unknown method: KeyError listing the known ones
     cfg.validate()

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import argparse
 
+import open_clip
+
+from ..models.clip import BUILTIN_WEIGHTS, list_architectures
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--filter", default="", help="only names containing this text")
 
 
 def run(args: argparse.Namespace) -> int:
-    import open_clip
-
-    from .clip import BUILTIN_WEIGHTS, list_architectures
-
     for name in list_architectures():
         if args.filter.lower() not in name.lower():
             continue

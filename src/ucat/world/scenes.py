@@ -17,7 +17,7 @@ that a short phrase ("a photo of a striped background") means something to a tex
 trained on them. Twelve (shape, colour) combinations are *held out*: pretraining never draws
 them, and the ``world-heldout`` task asks for exactly those, so it measures composition.
 
-Registered datasets (no root needed, in-memory tensors, built once per (task, split, seed, n)):
+Datasets (registered by :mod:`ucat.data.catalog`; no root needed, in-memory tensors, built once per (task, split, seed, n)):
 
 * ``world-shape``, ``world-colour``, ``world-count``, ``world-size``, ``world-count-shape``,
   ``world-heldout``: the zero-shot suite (collection ``world-suite``, this world's ``zs16``);
@@ -37,7 +37,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .registry import register_collection, register_dataset
 
 # ----------------------------------------------------------------------------- vocabulary
 SHAPES: Tuple[str, ...] = ("circle", "square", "triangle", "diamond", "cross", "ring")
@@ -387,21 +386,6 @@ def load_task(task: str, split: str = "test", n: Optional[int] = None, seed: int
     return WorldDataset(TASKS[task], split, images, labels, scenes, transform)
 
 
-def _register(task: WorldTask) -> None:
-    def builder(root=None, split="test", transform=None, n=None, seed=0, **_ignored):
-        # ``root`` is ignored: the world is generated, not read from disk.
-        return load_task(task.name, split or "test", n=n, seed=seed, transform=transform)
-
-    register_dataset(task.name, num_classes=len(task.classes), layout="(generated in memory; no files)",
-                     how_to_get="nothing to get: generated procedurally from a seed",
-                     default_split="test" if task.name != "world-train" else "train",
-                     splits=("train", "val", "test"), needs_root=False,
-                     extra={"world": True, "image_size": IMAGE_SIZE, "description": task.description})(builder)
-
-
-for _t in TASKS.values():
-    _register(_t)
-register_collection("world-suite", SUITE)
 
 
 # ----------------------------------------------------------------------------- pretraining stream

@@ -1,0 +1,30 @@
+"""The one place where ucat's built-in datasets are registered.
+
+Importing this module (``ucat.data`` does) registers the paper's benchmarks with the ``zs16``
+collection (:mod:`ucat.data.benchmarks`, whose builders register where they are defined) and
+the procedural world's tasks with the ``world-suite`` collection (:mod:`ucat.world.scenes`,
+which knows nothing of the registry). A new dataset is one builder plus one registration here
+or in ``benchmarks.py``.
+"""
+from __future__ import annotations
+
+from ..world import scenes as world
+from . import benchmarks  # noqa: F401  (its @register_dataset decorators register the benchmarks)
+from .registry import register_collection, register_dataset
+
+
+def _register_world_task(task: world.WorldTask) -> None:
+    def builder(root=None, split="test", transform=None, n=None, seed=0, **_ignored):
+        # ``root`` is ignored: the world is generated, not read from disk.
+        return world.load_task(task.name, split or "test", n=n, seed=seed, transform=transform)
+
+    register_dataset(task.name, num_classes=len(task.classes), layout="(generated in memory; no files)",
+                     how_to_get="nothing to get: generated procedurally from a seed",
+                     default_split="test" if task.name != "world-train" else "train",
+                     splits=("train", "val", "test"), needs_root=False,
+                     extra={"world": True, "image_size": world.IMAGE_SIZE, "description": task.description})(builder)
+
+
+for _task in world.TASKS.values():
+    _register_world_task(_task)
+register_collection("world-suite", world.SUITE)
