@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from ucat.world import scenes as W
+from ucat.world import scenes as S
+from ucat.world import tasks as T
 from ucat.data.registry import COLLECTIONS, DATASETS
 
 
@@ -22,27 +23,27 @@ def _object_mask(img):
 
 
 def test_world_is_deterministic_for_a_seed():
-    a, la = W.task_scenes("world-shape", "test", n=40, seed=5)
-    b, lb = W.task_scenes("world-shape", "test", n=40, seed=5)
-    c, _ = W.task_scenes("world-shape", "test", n=40, seed=6)
+    a, la = T.task_scenes("world-shape", "test", n=40, seed=5)
+    b, lb = T.task_scenes("world-shape", "test", n=40, seed=5)
+    c, _ = T.task_scenes("world-shape", "test", n=40, seed=6)
     assert a == b and np.array_equal(la, lb)
     assert a != c
-    xa, xb = W.render_batch(a), W.render_batch(b)
+    xa, xb = S.render_batch(a), S.render_batch(b)
     assert xa.shape == (40, 3, 32, 32) and xa.dtype == torch.float32
     assert torch.equal(xa, xb)
     assert 0.0 <= float(xa.min()) and float(xa.max()) <= 1.0
     rng1, rng2 = np.random.default_rng(1), np.random.default_rng(1)
-    assert [W.caption(s, rng1) for s in a] == [W.caption(s, rng2) for s in a]
+    assert [S.caption(s, rng1) for s in a] == [S.caption(s, rng2) for s in a]
     # splits differ, and the in-memory cache returns the same tensors
-    tr, _ = W.task_scenes("world-shape", "train", n=40, seed=5)
+    tr, _ = T.task_scenes("world-shape", "train", n=40, seed=5)
     assert tr != a
-    assert W.load_task("world-shape", "test", n=40, seed=5).images is W.load_task("world-shape", "test", n=40, seed=5).images
+    assert T.load_task("world-shape", "test", n=40, seed=5).images is T.load_task("world-shape", "test", n=40, seed=5).images
 
 
-@pytest.mark.parametrize("task", list(W.TASKS))
+@pytest.mark.parametrize("task", list(T.TASKS))
 def test_task_labels_match_captions(task):
-    ds = W.load_task(task, "test", n=60, seed=1)
-    assert len(ds) == 60 and len(ds.classes) == W.TASKS[task].__getattribute__("classes").__len__()
+    ds = T.load_task(task, "test", n=60, seed=1)
+    assert len(ds) == 60 and len(ds.classes) == T.TASKS[task].__getattribute__("classes").__len__()
     counts = np.bincount(ds.labels.numpy(), minlength=len(ds.classes))
     assert counts.max() - counts.min() <= 1                                # balanced
     for i in range(len(ds)):
@@ -50,7 +51,7 @@ def test_task_labels_match_captions(task):
         words = ds.classes[int(ds.labels[i])].split()
         # every word of the class name is in the full caption (plural nouns: "circles")
         for wd in words:
-            assert wd in cap.replace(".", " ").split() or W.SHAPE_PLURALS.get(wd, "#") in cap.split(), (task, wd, cap)
+            assert wd in cap.replace(".", " ").split() or S.SHAPE_PLURALS.get(wd, "#") in cap.split(), (task, wd, cap)
         x, y = ds[i]
         assert x.shape == (3, 32, 32) and isinstance(y, int)
 
@@ -60,44 +61,44 @@ def test_labels_match_pixels():
     pixel, position by the object's centroid, size by the area per object."""
     from scipy import ndimage
 
-    ds = W.load_task("world-count", "test", n=120, seed=2)
+    ds = T.load_task("world-count", "test", n=120, seed=2)
     for img, y in zip(_u8(ds), ds.labels.tolist()):
         _, k = ndimage.label(_object_mask(img))
         assert k == y + 1
-    ds = W.load_task("world-colour", "test", n=80, seed=2)
-    palette = np.array(list(W.COLOURS.values()))                              # (8, 3)
+    ds = T.load_task("world-colour", "test", n=80, seed=2)
+    palette = np.array(list(S.COLOURS.values()))                              # (8, 3)
     for img, y in zip(_u8(ds), ds.labels.tolist()):
         px = img[(img.max(-1) - img.min(-1)) > 80].mean(0)                     # (3,)
         assert int(np.abs(palette - px).sum(1).argmin()) == y
-    ds = W.load_task("world-position", "test", n=80, seed=2)
+    ds = T.load_task("world-position", "test", n=80, seed=2)
     for img, y in zip(_u8(ds), ds.labels.tolist()):
         ys, xs = np.nonzero(_object_mask(img))
         assert 2 * int(ys.mean() >= 16) + int(xs.mean() >= 16) == y
-    ds = W.load_task("world-size", "test", n=80, seed=2)
+    ds = T.load_task("world-size", "test", n=80, seed=2)
     for img, y, sc in zip(_u8(ds), ds.labels.tolist(), ds.scenes):
         area = _object_mask(img).sum() / sc.count
         assert (area > 57) == (y == 1)
 
 
 def test_heldout_combinations_never_pretrained():
-    held = set(W.HELDOUT)
-    assert len(held) == 12 and not held & set(W.SEEN) and len(W.SEEN) == 36
+    held = set(S.HELDOUT)
+    assert len(held) == 12 and not held & set(S.SEEN) and len(S.SEEN) == 36
     # neither attribute alone identifies a held-out class: each shape and colour occurs twice
-    assert all(sum(s == x for s, _ in W.HELDOUT) == 2 for x in W.SHAPES)
-    assert all(sum(c == x for _, c in W.HELDOUT) in (0, 2) for x in W.COLOUR_NAMES)
-    _, scenes = W.pretraining_pairs(500, seed=0)
-    assert not {(W.SHAPES[s.shape], W.COLOUR_NAMES[s.colour]) for s in scenes} & held
-    ds = W.load_task("world-heldout", "test", n=24)
-    assert {(W.SHAPES[s.shape], W.COLOUR_NAMES[s.colour]) for s in ds.scenes} <= held
-    assert not set(W.load_task("world-train", "test", n=10).classes) & set(ds.classes)
+    assert all(sum(s == x for s, _ in S.HELDOUT) == 2 for x in S.SHAPES)
+    assert all(sum(c == x for _, c in S.HELDOUT) in (0, 2) for x in S.COLOUR_NAMES)
+    _, scenes = S.pretraining_pairs(500, seed=0)
+    assert not {(S.SHAPES[s.shape], S.COLOUR_NAMES[s.colour]) for s in scenes} & held
+    ds = T.load_task("world-heldout", "test", n=24)
+    assert {(S.SHAPES[s.shape], S.COLOUR_NAMES[s.colour]) for s in ds.scenes} <= held
+    assert not set(T.load_task("world-train", "test", n=10).classes) & set(ds.classes)
 
 
 def test_registry_entries_and_collection():
-    assert COLLECTIONS["world-suite"] == list(W.SUITE) and len(W.SUITE) >= 6
-    assert "world-train" not in W.SUITE and not set(W.UNLEARNED) & set(W.SUITE)
-    for name in W.TASKS:
+    assert COLLECTIONS["world-suite"] == list(T.SUITE) and len(T.SUITE) >= 6
+    assert "world-train" not in T.SUITE and not set(T.UNLEARNED) & set(T.SUITE)
+    for name in T.TASKS:
         info = DATASETS.get(name)
-        assert info.needs_root is False and info.num_classes == len(W.TASKS[name].classes)
+        assert info.needs_root is False and info.num_classes == len(T.TASKS[name].classes)
         ds = info.builder(None, "val", None, n=8)
         assert len(ds) == 8 and ds.templates and all("{}" in t for t in ds.templates)
     assert len(DATASETS.get("world-train").builder(None, "train", None, n=50).classes) == 36
@@ -107,7 +108,7 @@ def test_registry_entries_and_collection():
     ds = DATASETS.get("world-shape").builder("/no/such/root", "test", image_transform(48, "squash"), n=4)
     assert ds[0][0].shape == (3, 48, 48)
     with pytest.raises(ValueError, match="split"):
-        W.task_scenes("world-shape", "nope", n=4)
+        T.task_scenes("world-shape", "nope", n=4)
 
 
 def test_pretraining_smoke_lowers_the_loss(tmp_path):
@@ -153,9 +154,9 @@ def test_shipped_weights_checksum_and_recorded_accuracy():
     for task, want in record["zero_shot_accuracy"].items():
         assert abs(acc[task] - want) <= 1.0, (task, acc[task], want)
     # far above chance on every suite task and on the fine-tuning task
-    assert set(W.SUITE) | {"world-train"} <= set(acc)
-    for task in list(W.SUITE) + ["world-train"]:
-        chance = 100.0 / len(W.TASKS[task].classes)
+    assert set(T.SUITE) | {"world-train"} <= set(acc)
+    for task in list(T.SUITE) + ["world-train"]:
+        chance = 100.0 / len(T.TASKS[task].classes)
         assert acc[task] >= chance + 0.4 * (100 - chance), (task, acc[task], chance)
 
 

@@ -33,7 +33,7 @@ from .io import atomic_write_text, package_versions, save_json, save_run_config
 from .metrics import harmonic_mean
 from .train import TrainConfig, train
 from .uncertainty import softmax_entropy
-from .world import scenes as world
+from .world import tasks as world
 
 MODEL = "ucat-world"
 BASE_LABEL = "CLIP"

@@ -16,7 +16,8 @@ import numpy as np
 from torchvision.utils import save_image
 
 from ..models import load_clip
-from ..world import scenes as world
+from ..world import scenes as world_scenes
+from ..world import tasks as world
 from ..world.pretrain import PretrainConfig, chance_levels, pretrain, zero_shot_accuracy
 
 
@@ -72,10 +73,10 @@ def _render(args) -> int:
         lines = [f"{i}\t{ds.classes[int(y)]}\t{ds.captions(i)}" for i, y in enumerate(ds.labels)]
         name = args.task
     else:
-        images, scenes = world.pretraining_pairs(args.n, args.seed)
+        images, scenes = world_scenes.pretraining_pairs(args.n, args.seed)
         images = images.float() / 255.0
         rng = np.random.default_rng([args.seed, 11])
-        lines = [f"{i}\t{world.caption(s, rng)}" for i, s in enumerate(scenes)]
+        lines = [f"{i}\t{world_scenes.caption(s, rng)}" for i, s in enumerate(scenes)]
         name = "pretraining"
     png = out / f"{name}.png"
     save_image(images, str(png), nrow=int(max(1, round(len(images) ** 0.5))), padding=1)

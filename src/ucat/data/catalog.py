@@ -8,7 +8,8 @@ or in ``benchmarks.py``.
 """
 from __future__ import annotations
 
-from ..world import scenes as world
+from ..world import tasks as world
+from ..world.scenes import IMAGE_SIZE
 from . import benchmarks  # noqa: F401  (its @register_dataset decorators register the benchmarks)
 from .registry import register_collection, register_dataset
 
@@ -22,7 +23,7 @@ def _register_world_task(task: world.WorldTask) -> None:
                      how_to_get="nothing to get: generated procedurally from a seed",
                      default_split="test" if task.name != "world-train" else "train",
                      splits=("train", "val", "test"), needs_root=False,
-                     extra={"world": True, "image_size": world.IMAGE_SIZE, "description": task.description})(builder)
+                     extra={"world": True, "image_size": IMAGE_SIZE, "description": task.description})(builder)
 
 
 for _task in world.TASKS.values():

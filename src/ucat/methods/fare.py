@@ -11,6 +11,7 @@ from typing import Dict, Optional
 import torch
 import torch.nn.functional as F
 
+from ..attacks import pgd_perturb
 from .base import METHODS, Method
 
 
@@ -60,8 +61,6 @@ class FARE(Method):
 
     def inner_attack(self, images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Maximize sum_b ||phi_theta(x_adv) - target||^2 in the eps-ball; (B, 3, H, W) -> same, detached."""
-        from ..attacks import pgd_perturb
-
         encoder = self.classifier.encoder
         modes = {m: m.training for m in encoder.modules()}
         encoder.eval()

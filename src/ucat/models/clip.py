@@ -21,6 +21,8 @@ import torch.nn.functional as F
 
 import open_clip
 
+from ..errors import UcatError
+
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -136,7 +138,7 @@ def _reachable(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
-class WeightsUnavailableError(RuntimeError):
+class WeightsUnavailableError(UcatError, RuntimeError):
     """Pretrained weights cannot be had here (not cached, and offline); the message names the fix."""
 
 

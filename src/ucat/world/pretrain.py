@@ -20,13 +20,15 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 import torch
+import open_clip
 import torch.nn.functional as F
 
 from . import scenes as world
+from .tasks import SUITE, TASKS, load_task
 from ..models.clip import OPENAI_MEAN, OPENAI_STD, ClipBundle, ImageEncoder, register_model_configs
 from ..device import resolve_device
 from ..io import package_versions, save_json, to_jsonable
@@ -56,7 +58,7 @@ class PretrainConfig:
     eval_seed: int = 0
     log_every: int = 50
     device: str = "cpu"
-    tasks: List[str] = field(default_factory=lambda: list(world.TASKS))   # recorded zero-shot evaluation
+    tasks: List[str] = field(default_factory=lambda: list(TASKS))   # recorded zero-shot evaluation
 
 
 class _CaptionTokens:
@@ -91,8 +93,6 @@ def clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, caption
 
 def make_model(arch: str = ARCH, seed: int = 0, device: str | torch.device = "cpu"):
     """A freshly initialised (seeded) open_clip model of ``arch`` with its pixel-space encoder."""
-    import open_clip
-
     register_model_configs()
     torch.manual_seed(seed)
     model = open_clip.create_model(arch, pretrained=None, device=torch.device(device))
@@ -101,8 +101,6 @@ def make_model(arch: str = ARCH, seed: int = 0, device: str | torch.device = "cp
 
 def bundle_of(model, arch: str = ARCH) -> ClipBundle:
     """Wrap a bare open_clip model as a :class:`ClipBundle` (pixels in [0,1], OpenAI mean/std)."""
-    import open_clip
-
     size = model.visual.image_size
     size = int(size[0] if isinstance(size, (tuple, list)) else size)
     enc = ImageEncoder(model.visual, OPENAI_MEAN, OPENAI_STD, size).to(next(model.parameters()).device)
@@ -111,7 +109,7 @@ def bundle_of(model, arch: str = ARCH) -> ClipBundle:
 
 
 @torch.no_grad()
-def zero_shot_accuracy(bundle: ClipBundle, tasks: Sequence[str] = world.SUITE, n: int = 500, seed: int = 0,
+def zero_shot_accuracy(bundle: ClipBundle, tasks: Sequence[str] = SUITE, n: int = 500, seed: int = 0,
                        split: str = "test", batch_size: int = 500) -> Dict[str, float]:
     """Top-1 zero-shot accuracy (%) of ``bundle`` on each world task's fixed sample."""
     was = bundle.model.training
@@ -119,7 +117,7 @@ def zero_shot_accuracy(bundle: ClipBundle, tasks: Sequence[str] = world.SUITE, n
     out: Dict[str, float] = {}
     device = next(bundle.model.parameters()).device
     for name in tasks:
-        ds = world.load_task(name, split, n=n, seed=seed)
+        ds = load_task(name, split, n=n, seed=seed)
         clf = ZeroShotClassifier.from_dataset(bundle, ds)
         correct = 0
         for i in range(0, len(ds), batch_size):
@@ -131,8 +129,8 @@ def zero_shot_accuracy(bundle: ClipBundle, tasks: Sequence[str] = world.SUITE, n
     return out
 
 
-def chance_levels(tasks: Sequence[str] = world.SUITE) -> Dict[str, float]:
-    return {t: round(100.0 / len(world.TASKS[t].classes), 2) for t in tasks}
+def chance_levels(tasks: Sequence[str] = SUITE) -> Dict[str, float]:
+    return {t: round(100.0 / len(TASKS[t].classes), 2) for t in tasks}
 
 
 def _lr_at(step: int, cfg: PretrainConfig) -> float:
@@ -233,7 +231,7 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print) -> Dict:
         save_safetensors_atomic(state, weights, metadata={"format": f"open_clip state_dict of {cfg.arch}, fp16"})
         digest = sha256_file(weights)
         (out / f"{cfg.arch}.sha256").write_text(f"{digest}  {weights.name}\n")
-        suite = [t for t in cfg.tasks if t in world.SUITE]
+        suite = [t for t in cfg.tasks if t in SUITE]
         record = {
             "arch": cfg.arch,
             "weights": weights.name,
