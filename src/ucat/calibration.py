@@ -57,7 +57,6 @@ def classwise_ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -
     hit = torch.nn.functional.one_hot(y, c).double()                       # (N, C)
     total = 0.0
     for k in range(c):
-        cnt = torch.bincount(idx[:, k], minlength=n_bins).double()          # (n_bins,)
         conf = torch.bincount(idx[:, k], weights=p[:, k], minlength=n_bins)
         freq = torch.bincount(idx[:, k], weights=hit[:, k], minlength=n_bins)
         total += float((conf - freq).abs().sum()) / n                     # sum_b n_b/N |mean p - freq|
