@@ -13,5 +13,6 @@ COMMANDS = {
     "train": ("ucat.commands.train", "adversarial fine-tuning (ucat, tecoa, pmg-aft, fare, tga-zsr, clean)"),
     "data": ("ucat.commands.data", "list datasets and check that they are where ucat expects them"),
     "world": ("ucat.commands.world", "the procedural image world: render samples, pretrain its tiny CLIP"),
+    "export": ("ucat.commands.export", "a trained model in the open_clip Hugging Face layout, with a model card"),
     "models": ("ucat.commands.models", "list the architectures and shipped models ucat can load"),
 }
