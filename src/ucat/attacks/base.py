@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 
 from ..registry import Registry
+from .options import check_options
 
 NORMS = ("linf", "l2")
 
@@ -169,6 +170,11 @@ class Attack:
     #: False for attacks without a perturbation budget (evaluated once, at eps 0).
     uses_eps: bool = True
 
+    def __new__(cls, *args, **kw):
+        # every attack's options are checked at construction, however it is built (registry or class)
+        check_options(cls, args, kw)
+        return super().__new__(cls)
+
     def __init__(self, eps: float, step_size: float = 0.0, steps: int = 0, norm: str = "linf"):
         check_budget(eps, step_size, steps, norm)
         self.eps = float(eps)
@@ -229,7 +235,9 @@ class NoAttack(Attack):
     name = "none"
     uses_eps = False
 
-    def __init__(self, eps: float = 0.0, step_size: float = 0.0, steps: int = 0, norm: str = "linf", **kw):
+    def __init__(self, eps: float = 0.0, step_size: float = 0.0, steps: int = 0, norm: str = "linf",
+                 restarts: int = 1):
+        # the settings every evaluation passes are accepted and ignored; anything else is an unknown option
         super().__init__(0.0, 0.0, 0, norm)
 
     def config(self) -> Dict[str, object]:
@@ -241,7 +249,9 @@ class NoAttack(Attack):
 
 def create_attack(name: str, eps: float, step_size: Optional[float] = None, steps: int = 10, **kw) -> Attack:
     """Build a registered attack by name. Sizes are fractions of [0,1]; ``step_size=None`` means
-    ``eps`` (the paper's protocol: PGD-100 at eps = 1/255 with step 1/255)."""
+    ``eps``. (The official UCAT evaluation keeps the step at 1/255 at every eps, VivienLu/UCAT
+    main.py:56,139: protocol ``ucat-paper`` in :mod:`ucat.protocols`.) Unknown options and values
+    of the wrong kind raise :class:`ucat.errors.ConfigError` naming the attack and its options."""
     cls = ATTACKS.get(name)
     return cls(eps=eps, step_size=float(eps) if step_size is None else step_size, steps=steps, **kw)
 

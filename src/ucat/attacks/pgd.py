@@ -15,7 +15,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from .base import ATTACKS, Attack, pgd_perturb, sample_correct
+from .options import check_iterations
 
 
 class LossPGD(Attack):
@@ -30,8 +32,9 @@ class LossPGD(Attack):
     def __init__(self, eps: float, step_size: float, steps: int, norm: str = "linf", random_start: bool = True,
                  restarts: int = 1):
         super().__init__(eps, step_size, steps, norm)
+        check_iterations(self.name, "steps", steps)
         if int(restarts) < 1:
-            raise ValueError(f"restarts must be >= 1, got {restarts}")
+            raise ConfigError("restarts", f"must be >= 1, got {restarts}")
         self.random_start = bool(random_start)
         self.restarts = int(restarts)
 
@@ -121,7 +124,9 @@ class CW(LossPGD):
                  kappa_scale: float | None = 100.0, **kw):
         super().__init__(eps, step_size, steps, **kw)
         if kappa < 0:
-            raise ValueError(f"kappa must be >= 0, got {kappa}")
+            raise ConfigError("attack_options", f"{self.name}.kappa must be >= 0, got {kappa}")
+        if kappa_scale is not None and kappa_scale <= 0:
+            raise ConfigError("attack_options", f"{self.name}.kappa_scale must be > 0 (or none), got {kappa_scale}")
         self.kappa = float(kappa)
         self.kappa_scale = kappa_scale
 

@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from ..uncertainty import DEFAULT_TEMPERATURE, concentration, dirichlet_stats, softmax_entropy
 from .base import ATTACKS
 from .pgd import LossPGD
@@ -72,9 +73,11 @@ class UncertaintyAttack(LossPGD):
                  temperature: float = DEFAULT_TEMPERATURE, **kw):
         super().__init__(eps, step_size, steps, **kw)
         if score not in SCORES:
-            raise ValueError(f"uncertainty score {score!r}: choose one of {', '.join(SCORES)}")
+            raise ConfigError("attack_options", f"uncertainty.score {score!r}: choose one of {', '.join(SCORES)}")
         if beta < 0:
-            raise ValueError(f"beta must be >= 0, got {beta}")
+            raise ConfigError("attack_options", f"uncertainty.beta must be >= 0, got {beta}")
+        if temperature <= 0:
+            raise ConfigError("attack_options", f"uncertainty.temperature must be > 0, got {temperature}")
         self.score = score
         self.beta = float(beta)
         self.temperature = float(temperature)
