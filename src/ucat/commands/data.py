@@ -2,6 +2,8 @@
 
     ucat data list
     ucat data show pcam                   # class names, prompts, layout, source of the names
+    ucat data classes imagenet            # the class names in label order, one per line (no data needed)
+    ucat data classes imagenet --protocol ucat-paper --prompts   # the exact prompts the text head encodes
     ucat data check                       # the paper's 16 (zs16) under $UCAT_DATA
     ucat data check cifar10 imagenet --data-root ~/data
     ucat data check zs16 --data-root '/datasets/{dataset}' --no-load
@@ -12,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..data import COLLECTIONS, DATASETS, benchmark_meta, build_dataset, check_dataset, expand_datasets
+from .. import protocols
+from ..data import (CLASSNAME_KINDS, COLLECTIONS, DATASETS, benchmark_meta, benchmark_prompts, build_dataset,
+                    check_dataset, classnames, expand_datasets)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +25,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show = sub.add_parser("show", help="one dataset's class names, prompts, splits, layout and source")
     show.add_argument("name", help="a registry name, e.g. cifar10")
     show.add_argument("--templates", default="paper", help="'paper' (default) or 'ensemble'")
+    show.add_argument("--classnames", default="official", choices=CLASSNAME_KINDS,
+                      help="'official' (the official UCAT code's names, default) or 'clip' (CLIP's curated names)")
+    cls = sub.add_parser("classes", help="class names (or, with --prompts, the exact prompts) in label order, one per "
+                                         "line; needs no data on disk")
+    cls.add_argument("name", help="a registry name, e.g. imagenet")
+    cls.add_argument("--protocol", default=None,
+                     help="take --classnames and --templates from this evaluation protocol (e.g. ucat-paper)")
+    cls.add_argument("--classnames", default=None, choices=CLASSNAME_KINDS,
+                     help="'official' (default) or 'clip'; overrides the protocol's")
+    cls.add_argument("--templates", default=None, help="'paper' (default) or 'ensemble'; overrides the protocol's")
+    cls.add_argument("--prompts", action="store_true",
+                     help="print every prompt the text head encodes (every template for every class, class by class)")
     chk = sub.add_parser("check", help="per dataset: found / missing, with the exact path and layout expected")
     chk.add_argument("names", nargs="*", default=["zs16"],
                      help="dataset names, collections (zs16), folders or CSV files (default: zs16)")
@@ -41,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "download":
         return _download(args)
     if args.action == "show":
-        return _show(args.name, args.templates)
+        return _show(args.name, args.templates, args.classnames)
+    if args.action == "classes":
+        return _classes(args)
     if args.action in (None, "list"):
         return _list()
     raise ValueError(f"unknown action {args.action!r}; use 'ucat data list' or 'ucat data check'")
@@ -61,7 +79,36 @@ def _list() -> int:
     return 0
 
 
-def _show(name: str, which: str) -> int:
+def _protocol_settings(name: str) -> dict:
+    """``classnames`` / ``templates`` of an evaluation protocol (``ucat.protocols``)."""
+    getter = getattr(protocols, "get_protocol", None) or protocols.PROTOCOLS.get
+    try:
+        proto = getter(name)
+    except KeyError:
+        known = ", ".join(protocols.PROTOCOLS.names()) or "(none registered)"
+        raise KeyError(f"--protocol {name!r} is not a known protocol; known: {known}") from None
+    return {"classnames": getattr(proto, "classnames", "official"), "templates": getattr(proto, "templates", "paper")}
+
+
+def _classes(args: argparse.Namespace) -> int:
+    info = DATASETS.get(args.name)
+    settings = _protocol_settings(args.protocol) if args.protocol else {"classnames": "official", "templates": "paper"}
+    kind = args.classnames or settings["classnames"]
+    templates = args.templates or settings["templates"]
+    try:
+        benchmark_meta(info.name)
+    except KeyError:
+        raise KeyError(f"dataset {info.name!r} takes its class names from the data itself; build it and read "
+                       f".classes, or use 'ucat data check {info.name}'") from None
+    if args.prompts:
+        lines = [p for per_class in benchmark_prompts(info.name, kind, templates) for p in per_class]
+    else:
+        lines = classnames(info.name, kind)
+    print("\n".join(lines))
+    return 0
+
+
+def _show(name: str, which: str, kind: str = "official") -> int:
     info = DATASETS.get(name)
     print(f"{info.name}: {info.num_classes or '?'} classes; default split {info.default_split!r} "
           f"(splits: {', '.join(info.splits)}); resize {info.extra.get('resize', '-')}")
@@ -72,14 +119,16 @@ def _show(name: str, which: str) -> int:
         print("(class names come from the data itself)")
         return 0
     templates = meta["ensemble"] if which == "ensemble" else [meta["template"]]
+    names = classnames(info.name, kind)
     if meta.get("prompts") and which != "ensemble":
         print("prompts (fixed sentences, one per class):")
-        for c, p in zip(meta["classes"], meta["prompts"]):
+        for c, p in zip(names, meta["prompts"]):
             print(f"  {c}: {' | '.join(p)}")
     else:
         print(f"templates ({which}, {len(templates)}): " + " | ".join(templates))
-    print(f"class names (source: {meta['source']}):")
-    for i, c in enumerate(meta["classes"]):
+    source = meta.get("clip_source", meta["source"]) if kind == "clip" else meta["source"]
+    print(f"class names ({kind}; source: {source}):")
+    for i, c in enumerate(names):
         print(f"  {i:4d} {c}")
     return 0
 
@@ -115,6 +164,8 @@ def _check(args: argparse.Namespace) -> int:
             if status == "found":
                 extra = f" ({r['n_images']} images, {r['n_classes']} classes)" if "n_images" in r else ""
                 print(f"{r['name']:16s} {r['split'] or '':6s} found     {r['path']}{extra}")
+                for note in r.get("warnings", []):
+                    print(f"{'':24s}  warning: {note}")
             elif status == "generated":
                 print(f"{r['name']:16s} {r['split'] or '':6s} generated {r['detail']}")
             else:

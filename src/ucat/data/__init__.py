@@ -11,20 +11,22 @@
 """
 from .registry import COLLECTIONS, DATASETS, DatasetInfo, register_collection, register_dataset
 from .base import FileListDataset, LabeledImageDataset, UnreadableImageError, WrappedDataset
-from .meta import benchmark_meta, classnames, ensemble_templates, readable, text_fingerprint
+from .meta import (CLASSNAME_KINDS, benchmark_meta, benchmark_prompts, classnames, ensemble_templates, official_file,
+                   readable, text_fingerprint)
 from . import catalog as _catalog  # noqa: F401  (registers every built-in dataset: the benchmarks and the world)
 from .benchmarks import ZS16
 from .build import ENV_ROOT, build_dataset, check_dataset, describe, expand_datasets, resolve_root
 from .folder import csv_dataset, image_folder, read_classnames_file
-from .loader import (SubsetDataset, collate_skip_unreadable, dataset_targets, make_loader, num_workers_setting,
-                     resolve_num_workers, subsample)
+from .loader import (SubsetDataset, collate_indexed, collate_skip_unreadable, dataset_targets, make_loader,
+                     num_workers_setting, resolve_num_workers, subsample)
 
 __all__ = [
     "COLLECTIONS", "DATASETS", "DatasetInfo", "register_collection", "register_dataset",
     "FileListDataset", "LabeledImageDataset", "UnreadableImageError", "WrappedDataset",
-    "benchmark_meta", "classnames", "ensemble_templates", "readable", "text_fingerprint", "ZS16",
+    "CLASSNAME_KINDS", "benchmark_meta", "benchmark_prompts", "classnames", "ensemble_templates", "official_file",
+    "readable", "text_fingerprint", "ZS16",
     "ENV_ROOT", "build_dataset", "check_dataset", "describe", "expand_datasets", "resolve_root",
     "csv_dataset", "image_folder", "read_classnames_file",
-    "SubsetDataset", "collate_skip_unreadable", "dataset_targets", "make_loader", "num_workers_setting",
-    "resolve_num_workers", "subsample",
+    "SubsetDataset", "collate_indexed", "collate_skip_unreadable", "dataset_targets", "make_loader",
+    "num_workers_setting", "resolve_num_workers", "subsample",
 ]

@@ -17,15 +17,16 @@ import warnings
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from PIL import Image
 from torch.utils.data import Dataset
+
+from ..models.decode import to_rgb
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 
 
 def _unreadable_errors() -> Tuple[type, ...]:
     """The exceptions that mean "this image file cannot be decoded" (not a bug in our code)."""
-    from PIL import Image
-
     return (OSError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
@@ -34,12 +35,11 @@ class UnreadableImageError(OSError):
 
 
 def open_image(path: str | os.PathLike):
-    """Open an image file as an RGB PIL image (decoded now, so truncation errors surface here)."""
-    from PIL import Image
-
+    """Open an image file as an RGB PIL image (decoded now, so truncation errors surface here), with
+    the pixel values its mode means (16-bit and float images scaled, not clipped: :func:`to_rgb`)."""
     with Image.open(path) as img:
         img.load()
-        return img.convert("RGB")
+        return to_rgb(img)
 
 
 class LabeledImageDataset(Dataset):
@@ -83,8 +83,8 @@ class LabeledImageDataset(Dataset):
     def __getitem__(self, index: int):
         try:
             img, label = self._load(index)
-            if hasattr(img, "mode") and img.mode != "RGB":      # PIL image in L / RGBA / P / CMYK
-                img = img.convert("RGB")
+            if hasattr(img, "mode") and img.mode != "RGB":      # PIL image in L / RGBA / P / CMYK / I;16 ...
+                img = to_rgb(img)
             if self.transform is not None:
                 img = self.transform(img)
         except _unreadable_errors() as e:
@@ -179,11 +179,38 @@ def base_targets(base) -> List[int]:
 
 
 def list_images(folder: Path) -> List[Path]:
-    """Image files under ``folder`` (recursive), sorted, hidden files skipped."""
+    """Image files under ``folder`` (recursive), sorted, hidden files skipped.
+
+    Directory symlinks are followed, but each real directory is walked once: a link back to a
+    folder already walked (a loop, or a second link to the same folder) is skipped with one warning
+    naming it, so no image is listed twice.
+    """
     out = []
+    seen = set()
+    skipped: List[str] = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        real = os.path.realpath(dirpath)
+        if real in seen:                       # reached again through a symlink: walk it once
+            skipped.append(dirpath)
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        keep = []
+        for d in sorted(dirnames):
+            sub = os.path.join(dirpath, d)
+            if d.startswith("."):
+                continue
+            if os.path.realpath(sub) in seen:  # a link back to a folder already walked (e.g. a loop)
+                skipped.append(sub)
+                continue
+            keep.append(d)
+        dirnames[:] = keep
         for f in filenames:
             if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS):
                 out.append(Path(dirpath) / f)
+    if skipped:
+        warnings.warn(f"{folder}: skipped {len(skipped)} symlinked folder(s) that lead to a folder already listed "
+                      f"(e.g. {skipped[0]} -> {os.path.realpath(skipped[0])}); each folder's images are listed once. "
+                      f"Remove the link if it is a loop", stacklevel=2)
     return sorted(out)
+

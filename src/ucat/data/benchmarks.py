@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 from pathlib import Path
 from typing import Callable, List, Optional
 
+import torchvision.datasets as tvd
+
 from .base import FileListDataset, WrappedDataset, base_targets, list_images
-from .meta import benchmark_meta
-from .registry import register_collection, register_dataset
+from .meta import benchmark_meta, select_classes
+from .registry import DATASETS, register_collection, register_dataset
 
 ZS16 = ["tinyimagenet", "cifar10", "cifar100", "stl10", "food101", "oxfordpet", "flowers102", "dtd", "eurosat",
         "fgvc_aircraft", "caltech101", "caltech256", "stanfordcars", "pcam", "imagenet", "sun397"]
@@ -46,14 +47,19 @@ def _norm(name: str) -> str:
     return " ".join(re.sub(r"[_\-/]+", " ", name.lower()).split())
 
 
-def _compare_names(name: str, found: List[str], shipped: List[str]) -> None:
-    """Warn when the data's own class names disagree with the shipped ones (a different label order)."""
-    bad = [i for i, (a, b) in enumerate(zip(found, shipped)) if _norm(a) != _norm(b)]
-    if bad:
-        i = bad[0]
-        warnings.warn(f"dataset {name!r}: the data names label {i} {found[i]!r} but ucat's class names say "
-                      f"{shipped[i]!r} ({len(bad)} labels differ); the labels may not match the prompts. Check the "
-                      f"release, or pass classnames_file with the data's names", stacklevel=3)
+def release_mismatch(name: str, root, found: List[str], meta: dict) -> Optional[str]:
+    """The error text when a release's own class list (e.g. SUN397's ClassName.txt) disagrees with
+    ucat's names in label order, else None. A label agrees when its release name matches either
+    shipped variant (``classes`` or ``clip_classes``) up to case and ``_``/``-``/``/``."""
+    official = meta["classes"]
+    clip = meta.get("clip_classes", official)
+    bad = [i for i, f in enumerate(found) if _norm(f) not in (_norm(official[i]), _norm(clip[i]))]
+    if not bad:
+        return None
+    pairs = "; ".join(f"label {i}: the release says {found[i]!r}, ucat says {official[i]!r}" for i in bad[:2])
+    return (f"dataset {name!r} at {root}: the release's own class list disagrees with ucat's class names in "
+            f"{len(bad)} label(s) ({pairs}), so labels and prompts would not match. Use the standard release, or "
+            f"pass classnames_file with the release's names in its label order")
 
 
 def _torchvision(name: str, cls_name: str, split_kwargs: Callable[[str], dict],
@@ -61,9 +67,8 @@ def _torchvision(name: str, cls_name: str, split_kwargs: Callable[[str], dict],
                  names_from_data: bool = False) -> Callable:
     """A builder over ``torchvision.datasets.<cls_name>`` returning PIL images to our wrapper."""
 
-    def builder(root: Path, split: str, transform=None, download: bool = False, strict: bool = False, **kw):
-        import torchvision.datasets as tvd
-
+    def builder(root: Path, split: str, transform=None, download: bool = False, strict: bool = False,
+                classnames: str = "official", **kw):
         cls = getattr(tvd, cls_name)
         try:
             base = cls(str(root), transform=None, download=download, **split_kwargs(split), **kw)
@@ -77,17 +82,17 @@ def _torchvision(name: str, cls_name: str, split_kwargs: Callable[[str], dict],
         if found is not None and len(found) != len(meta["classes"]):
             raise ValueError(f"dataset {name!r} at {root} has {len(found)} classes but ucat's class names list "
                              f"{len(meta['classes'])}; the files are not the standard {cls_name} release")
-        if found is not None and names_from_data:
-            _compare_names(name, [str(c) for c in found], meta["classes"])
         order = order_fn(base) if order_fn else None
-        return WrappedDataset(base, meta["classes"], [meta["template"]], targets_fn=targets_fn, order=order, **dkw)
+        ds = WrappedDataset(base, select_classes(meta, classnames), [meta["template"]], targets_fn=targets_fn,
+                            order=order, **dkw)
+        if found is not None and names_from_data:
+            ds.release_mismatch = release_mismatch(name, root, [str(c) for c in found], meta)
+        return ds
 
     return builder
 
 
 def _info(name: str):
-    from .registry import DATASETS
-
     return DATASETS.get(name)
 
 
@@ -190,117 +195,6 @@ _register_tv("sun397", "SUN397", splits=("all",), default="all", split_kwargs=_n
              markers=("SUN397/ClassName.txt",), order_fn=_sorted_files,
              layout="SUN397/ClassName.txt, SUN397/<letter>/<class>[/<sub>]/sun_*.jpg (all 108,754 images)",
              how=f"{_TV} (37 GB), or extract http://vision.princeton.edu/projects/2010/SUN/SUN397.tar.gz")
-
-
-# --------------------------------------------------------------------------------------------
-# TinyImageNet: our own loader (torchvision has none)
-TINY_LAYOUT = ("tiny-imagenet-200/{wnids.txt, words.txt, train/<wnid>/images/*.JPEG, "
-               "val/val_annotations.txt, val/images/*.JPEG}")
-
-
-def _tiny_dir(root: Path) -> Optional[Path]:
-    for cand in (root / "tiny-imagenet-200", root):
-        if (cand / "wnids.txt").is_file():
-            return cand
-    return None
-
-
-def _wnid_dataset(name: str, transform, strict: bool, options: dict):
-    """(meta, dataset kwargs, wnid -> label) of a WordNet-id dataset; it takes no extra options."""
-    if options:
-        raise ValueError(f"{name} takes no option(s) {', '.join(options)}")
-    meta, dkw = _meta_dataset_kwargs(name, transform, strict)
-    return meta, dkw, {w: i for i, w in enumerate(meta["wnids"])}
-
-
-def _tiny_check(root: Path, split: str):
-    d = _tiny_dir(root)
-    if d is None:
-        return False, root / "tiny-imagenet-200" / "wnids.txt"
-    p = d / split
-    return p.is_dir(), p
-
-
-@register_dataset("tinyimagenet", num_classes=200, layout=TINY_LAYOUT, default_split="val", splits=("val", "train"),
-                  how_to_get="download http://cs231n.stanford.edu/tiny-imagenet-200.zip and unzip it under the root "
-                             "(the test split has no labels, so ucat offers train and val)",
-                  extra=dict(resize="crop", check=_tiny_check, downloadable=False,
-                             ensemble=benchmark_meta("tinyimagenet")["ensemble"], loader="ucat (own)"))
-def build_tinyimagenet(root: Path, split: str, transform=None, download: bool = False, strict: bool = False, **kw):
-    """TinyImageNet (200 classes; labels = sorted wnid order, as ImageFolder on train/ gives)."""
-    meta, dkw, index = _wnid_dataset("tinyimagenet", transform, strict, kw)
-    d = _tiny_dir(root)
-    listed = (d / "wnids.txt").read_text().split()
-    unknown = [w for w in listed if w not in index]
-    if unknown:
-        raise ValueError(f"{d / 'wnids.txt'} lists {unknown[0]!r}, not one of TinyImageNet's 200 classes; "
-                         f"is this the tiny-imagenet-200 release?")
-    samples = []
-    if split == "train":
-        for w in sorted(os.listdir(d / "train")):
-            if w not in index:
-                continue
-            folder = d / "train" / w / "images"
-            samples += [(str(f), index[w]) for f in list_images(folder if folder.is_dir() else d / "train" / w)]
-    else:
-        ann = d / split / "val_annotations.txt"
-        if ann.is_file():
-            for line in ann.read_text().splitlines():
-                parts = line.split("\t")
-                if len(parts) >= 2 and parts[1] in index:
-                    samples.append((str(d / split / "images" / parts[0]), index[parts[1]]))
-        else:   # a val/ already sorted into <wnid>/ folders
-            for w in sorted(os.listdir(d / split)):
-                if w in index and (d / split / w).is_dir():
-                    samples += [(str(f), index[w]) for f in list_images(d / split / w)]
-        if not samples:
-            raise FileNotFoundError(f"tinyimagenet: no labelled images in {d / split}; expected {ann} "
-                                    f"(lines 'file<TAB>wnid<TAB>...') and {d / split / 'images'}/")
-    if not samples:
-        raise FileNotFoundError(f"tinyimagenet: no images under {d / split}; expected layout {TINY_LAYOUT}")
-    return FileListDataset(samples, meta["classes"], [meta["template"]], **dkw)
-
-
-# --------------------------------------------------------------------------------------------
-# ImageNet: class folders named by WordNet id; names from package data
-IMAGENET_LAYOUT = "imagenet/{train,val}/<wnid>/*.JPEG (val sorted into the 1000 wnid folders)"
-
-
-def _imagenet_dir(root: Path, split: str) -> Optional[Path]:
-    for cand in (root / "imagenet" / split, root / split):
-        if cand.is_dir():
-            return cand
-    return None
-
-
-def _imagenet_check(root: Path, split: str):
-    d = _imagenet_dir(root, split)
-    return (d is not None), (d or root / "imagenet" / split)
-
-
-@register_dataset("imagenet", num_classes=1000, layout=IMAGENET_LAYOUT, default_split="val", splits=("val", "train"),
-                  how_to_get="download ILSVRC2012 from https://image-net.org (login), extract train/ and val/, and sort "
-                             "val/ into wnid folders (e.g. with the widely used valprep.sh)",
-                  extra=dict(resize="crop", check=_imagenet_check, downloadable=False,
-                             ensemble=benchmark_meta("imagenet")["ensemble"], loader="ucat (own)"))
-def build_imagenet(root: Path, split: str, transform=None, download: bool = False, strict: bool = False, **kw):
-    """ImageNet-1k from wnid class folders; label = index of the wnid in the sorted 1000 (standard order)."""
-    meta, dkw, index = _wnid_dataset("imagenet", transform, strict, kw)
-    d = _imagenet_dir(root, split)
-    dirs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not dirs:
-        raise FileNotFoundError(f"imagenet: {d} has no wnid class folders; the {split} images must be sorted into "
-                                f"<wnid>/ folders ({IMAGENET_LAYOUT})")
-    unknown = [p.name for p in dirs if p.name not in index]
-    if unknown:
-        raise ValueError(f"imagenet: folder {d / unknown[0]} is not an ImageNet-1k WordNet id (like n01440764); "
-                         f"expected layout {IMAGENET_LAYOUT}")
-    samples = []
-    for p in dirs:
-        samples += [(str(f), index[p.name]) for f in list_images(p)]
-    if not samples:
-        raise FileNotFoundError(f"imagenet: no images under {d}; expected layout {IMAGENET_LAYOUT}")
-    return FileListDataset(samples, meta["classes"], [meta["template"]], **dkw)
 
 
 register_collection("zs16", ZS16)

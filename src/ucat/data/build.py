@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
+from ..errors import ConfigError
+from ..models import image_transform
+from ..models.clip import INTERPOLATIONS
+from ..models.zero_shot import DEFAULT_TEMPLATE
 from .folder import CSV_LAYOUT, FOLDER_LAYOUT, csv_dataset, image_folder, read_classnames_file
-from .meta import resolve_templates
+from .meta import check_classnames_kind, resolve_templates, text_fingerprint
 from .registry import COLLECTIONS, DATASETS, DatasetInfo
 
 ENV_ROOT = "UCAT_DATA"
@@ -79,12 +84,13 @@ def locate(info: DatasetInfo, root: Path, split: str):
     return check(root, split)
 
 
-def default_transform(info: Optional[DatasetInfo], image_size: int, resize: Optional[str] = None) -> Callable:
-    """The protocol transform: ``resize`` ("crop" | "squash") overrides the dataset's own."""
-    from ..models import image_transform
-
+def default_transform(info: Optional[DatasetInfo], image_size: int, resize: Optional[str] = None,
+                      interpolation: str = "bilinear") -> Callable:
+    """The protocol transform: ``resize`` ("crop" | "squash") overrides the dataset's own;
+    ``interpolation`` ("bilinear", the official UCAT preprocessing's torchvision default,
+    VivienLu/UCAT utils.py:139-147; or "bicubic") is the resize filter."""
     resize = resize or (info.extra.get("resize", "crop") if info is not None else "crop")
-    return image_transform(image_size, resize)
+    return image_transform(image_size, resize, interpolation)
 
 
 def _accepts(fn: Callable, name: str) -> bool:
@@ -95,7 +101,8 @@ def _accepts(fn: Callable, name: str) -> bool:
 def build_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, split: Optional[str] = None,
                   transform: Optional[Callable] = None, image_size: int = 224, download: bool = False,
                   templates: Union[None, str, Sequence[str]] = None, template: Optional[str] = None,
-                  classnames_file: Optional[str] = None, strict: bool = False, resize: Optional[str] = None, **kw):
+                  classnames_file: Optional[str] = None, strict: bool = False, resize: Optional[str] = None,
+                  classnames: str = "official", interpolation: str = "bilinear", **kw):
     """Build a labelled image dataset with ``.classes``, ``.templates`` and optional ``.prompts``.
 
     Args:
@@ -114,30 +121,22 @@ def build_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
         strict: raise on an unreadable image instead of skipping it (skips are counted).
         resize: ``"crop"`` or ``"squash"`` to override the dataset's protocol resize (only used
             when ``transform`` is None).
+        classnames: ``"official"`` (default: the names and prompts the official UCAT code encodes,
+            VivienLu/UCAT utils.py:253-280 and replace/datasets/*) or ``"clip"`` (CLIP's curated names,
+            where they differ; see ``resources/benchmarks.json``). Ignored for folder/CSV datasets.
+        interpolation: ``"bilinear"`` (default, as the official preprocessing, utils.py:139-147) or
+            ``"bicubic"``: the resize filter of the default transform.
         **kw: passed to the dataset's builder (e.g. ``partition=2`` for DTD).
     """
     name = str(name)
     spec = template if template is not None else templates
+    _check_choices(classnames, interpolation)
     if name not in DATASETS and is_path_dataset(name):
         if kw:
             raise ValueError(f"options {', '.join(kw)} do not apply to a folder or CSV dataset")
-        path = Path(name).expanduser()
-        tf = transform or default_transform(None, image_size, resize)
-        from ..models.zero_shot import DEFAULT_TEMPLATE
-
-        tpl = resolve_templates(spec, [DEFAULT_TEMPLATE])
-        if path.suffix.lower() == ".csv":
-            return csv_dataset(path, split, tf, classnames_file, tpl, strict)
-        if path.is_dir():
-            return image_folder(path, split, tf, classnames_file, tpl, strict)
-        raise FileNotFoundError(f"dataset folder {path} does not exist; a folder dataset needs {FOLDER_LAYOUT}, "
-                                f"a CSV dataset needs {CSV_LAYOUT}")
-    if name not in DATASETS:
-        known = ", ".join(DATASETS.names())
-        cols = ", ".join(COLLECTIONS)
-        raise KeyError(f"unknown dataset {name!r}; known datasets: {known}; collections: {cols}; "
-                       f"or give a folder path (ImageFolder layout) or a .csv file")
-    info = DATASETS.get(name)
+        tf = transform or default_transform(None, image_size, resize, interpolation)
+        return _path_dataset(Path(name).expanduser(), split, tf, classnames_file, spec, strict)
+    info = _registered(name)
     split = split or info.default_split
     if info.splits and split not in info.splits:
         whole = " (the paper evaluates it on the whole dataset: split 'all')" if "all" in info.splits else ""
@@ -149,14 +148,49 @@ def build_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
         if not found and not (download and info.extra.get("downloadable")):
             raise FileNotFoundError(missing_message(info, root_path, expected, split))
         if transform is None:
-            transform = default_transform(info, image_size, resize)
+            transform = default_transform(info, image_size, resize, interpolation)
     else:
         root_path = Path(str(root).replace("{dataset}", info.name)) if root else None
-    for opt, val in (("download", download), ("strict", strict), ("image_size", image_size)):
+    for opt, val in (("download", download), ("strict", strict), ("image_size", image_size),
+                     ("classnames", classnames)):
         if _accepts(info.builder, opt):
             call[opt] = val
-    ds = info.builder(root_path, split, transform, **call)
-    paper = getattr(ds, "templates", None) or ["This is a photo of a {}"]
+    return _finish(info.builder(root_path, split, transform, **call), info, split, spec, classnames_file)
+
+
+def _check_choices(classnames: str, interpolation: str) -> None:
+    check_classnames_kind(classnames)
+    if interpolation not in INTERPOLATIONS:
+        raise ConfigError("interpolation", f"must be 'bilinear' or 'bicubic', got {interpolation!r}")
+
+
+def _registered(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        known = ", ".join(DATASETS.names())
+        cols = ", ".join(COLLECTIONS)
+        raise KeyError(f"unknown dataset {name!r}; known datasets: {known}; collections: {cols}; "
+                       f"or give a folder path (ImageFolder layout) or a .csv file")
+    return DATASETS.get(name)
+
+
+def _path_dataset(path: Path, split, transform, classnames_file, spec, strict: bool):
+    """A folder (ImageFolder layout) or CSV dataset with the default prompt ``DEFAULT_TEMPLATE``."""
+    tpl = resolve_templates(spec, [DEFAULT_TEMPLATE])
+    if path.suffix.lower() == ".csv":
+        return csv_dataset(path, split, transform, classnames_file, tpl, strict)
+    if path.is_dir():
+        return image_folder(path, split, transform, classnames_file, tpl, strict)
+    raise FileNotFoundError(f"dataset folder {path} does not exist; a folder dataset needs {FOLDER_LAYOUT}, "
+                            f"a CSV dataset needs {CSV_LAYOUT}")
+
+
+def _finish(ds, info: DatasetInfo, split: str, spec, classnames_file: Optional[str]):
+    """Check a built registry dataset against its release's class list, then apply the templates,
+    the class-names file and the ``split`` / ``name`` attributes."""
+    mismatch = getattr(ds, "release_mismatch", None)
+    if mismatch and not classnames_file:
+        raise ValueError(mismatch)
+    paper = getattr(ds, "templates", None) or [DEFAULT_TEMPLATE]
     if spec is not None and spec != "paper" and list(spec) != ["paper"]:
         ds.templates = resolve_templates(spec, paper, info.extra.get("ensemble"))
         if getattr(ds, "prompts", None) is not None:
@@ -207,12 +241,13 @@ def check_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
         rep["status"] = "found"
         return rep
     try:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             ds = build_dataset(name, root=root, split=split)
         rep.update(status="found", n_images=len(ds), n_classes=len(ds.classes))
+        notes = list(dict.fromkeys(str(w.message) for w in caught))
+        if notes:
+            rep["warnings"] = notes            # reported by ``ucat data check``, not hidden
     except Exception as e:  # noqa: BLE001 - a check reports every failure instead of stopping
         rep.update(status="error", detail=f"{type(e).__name__}: {e}")
     return rep
@@ -221,8 +256,6 @@ def check_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
 def describe(ds) -> Dict:
     """What a results file should record about a dataset: name, split, size, classes, prompts and a
     fingerprint of the class names + templates (two runs with different prompts differ here)."""
-    from .meta import text_fingerprint
-
     classes = list(getattr(ds, "classes", []))
     templates = list(getattr(ds, "templates", []) or [])
     prompts = getattr(ds, "prompts", None)

@@ -1,7 +1,8 @@
 """The one place where ucat's built-in datasets are registered.
 
 Importing this module (``ucat.data`` does) registers the paper's benchmarks with the ``zs16``
-collection (:mod:`ucat.data.benchmarks`, whose builders register where they are defined) and
+collection (:mod:`ucat.data.benchmarks`, whose builders register where they are defined), the
+ImageNet family (:mod:`ucat.data.imagenet`: ImageNet, TinyImageNet, ImageNet-A/-O/-R/-Sketch) and
 the procedural world's tasks with the ``world-suite`` collection (:mod:`ucat.world.scenes`,
 which knows nothing of the registry). A new dataset is one builder plus one registration here
 or in ``benchmarks.py``.
@@ -11,6 +12,7 @@ from __future__ import annotations
 from ..world import tasks as world
 from ..world.scenes import IMAGE_SIZE
 from . import benchmarks  # noqa: F401  (its @register_dataset decorators register the benchmarks)
+from . import imagenet  # noqa: F401  (registers the ImageNet family the same way)
 from .registry import register_collection, register_dataset
 
 

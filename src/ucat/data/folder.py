@@ -3,18 +3,24 @@
 Both are usable wherever a registry name is (``build_dataset("/data/my_photos")``,
 ``ucat eval --datasets my_labels.csv``). Class names default to the folder names / label values
 made readable (``"golden_retriever"`` -> ``"golden retriever"``); ``classnames_file`` (one name per
-line) overrides them, and ``template`` / ``templates`` set the prompts.
+line) overrides them, and ``template`` / ``templates`` set the prompts. A CSV with integer labels
+reads ``classnames.txt`` next to it when no ``classnames_file`` is given. Text labels that differ
+only in case, spacing or ``_``/``-`` are an error (they would be two classes with one name); labels
+one typo apart (``golden retriever`` / ``golden retreiver``) are warned about.
 """
 from __future__ import annotations
 
 import csv
+import re
+import warnings
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..models.zero_shot import DEFAULT_TEMPLATE
 from .base import IMAGE_EXTENSIONS, FileListDataset, list_images
 from .meta import readable
 
-DEFAULT_TEMPLATE = "This is a photo of a {}"
+CLASSNAMES_NEXT_TO_CSV = "classnames.txt"
 
 FOLDER_LAYOUT = "DIR/<class name>/<image>.jpg (one sub-folder per class; with split='val': DIR/val/<class name>/...)"
 CSV_LAYOUT = ("a CSV with a header row holding 'path' and 'label' columns (optional 'split' column); "
@@ -99,21 +105,10 @@ def csv_dataset(path: str | Path, split: Optional[str] = None, transform: Option
         labels = [int(v) for v in raw]
         if min(labels) < 0:
             raise ValueError(f"CSV file {p}: negative label {min(labels)}; labels are 0..C-1 or class names")
-        n = max(labels) + 1
-        if classnames_file:
-            classes = read_classnames_file(classnames_file)
-            if len(classes) < n:
-                raise ValueError(f"class-names file {classnames_file} has {len(classes)} names but CSV file {p} "
-                                 f"uses label {n - 1}; give one name per label 0..{n - 1}")
-        else:
-            import warnings
-
-            warnings.warn(f"CSV file {p} has integer labels and no class-names file: the prompts will use the "
-                          f"numbers as class names; pass classnames_file (--classnames) for meaningful prompts",
-                          stacklevel=2)
-            classes = [str(i) for i in range(n)]
+        classes = _integer_label_names(p, max(labels) + 1, classnames_file)
     else:
         values = sorted(set(raw))
+        check_label_spellings(values, raw, f"CSV file {p}")
         index = {v: i for i, v in enumerate(values)}
         labels = [index[v] for v in raw]
         if classnames_file:
@@ -121,6 +116,66 @@ def csv_dataset(path: str | Path, split: Optional[str] = None, transform: Option
         else:
             classes = [readable(v) for v in values]
     return FileListDataset(list(zip(paths, labels)), classes, templates, transform=transform, strict=strict, name=str(p))
+
+
+def _integer_label_names(p: Path, n: int, classnames_file: Optional[str]) -> List[str]:
+    """Class names of a CSV with integer labels 0..n-1: ``classnames_file``, else ``classnames.txt``
+    next to the CSV, else the numbers themselves (with a warning saying how to name them)."""
+    beside = p.parent / CLASSNAMES_NEXT_TO_CSV
+    source = classnames_file or (beside if beside.is_file() else None)
+    if source is None:
+        warnings.warn(f"CSV file {p} has integer labels and no class names: the prompts will use the numbers as "
+                      f"class names. For meaningful prompts write one name per line (label 0 first) in {beside}, "
+                      f"which is read automatically, or pass classnames_file= to build_dataset", stacklevel=3)
+        return [str(i) for i in range(n)]
+    classes = read_classnames_file(source)
+    if len(classes) < n:
+        raise ValueError(f"class-names file {source} has {len(classes)} names but CSV file {p} uses label {n - 1}; "
+                         f"give one name per label 0..{n - 1}")
+    return classes
+
+
+def _spelling_key(label: str) -> str:
+    return readable(label).casefold()
+
+
+def _one_typo_apart(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` differ by one insertion, deletion, substitution or swap of neighbours."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        return a[i + 1:] == b[i + 1:] or (a[i:i + 2] == b[i:i + 2][::-1] and a[i + 2:] == b[i + 2:])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return short[i:] == long_[i + 1:]
+
+
+def check_label_spellings(values: Sequence[str], raw: Sequence[str], what: str, max_labels: int = 5000) -> None:
+    """Text labels that name the same class twice: an error for a case/spacing/``_``-``-`` variant,
+    a warning for two labels one typo apart (names of at least 5 letters)."""
+    first: Dict[str, str] = {}
+    for v in values:
+        k = _spelling_key(v)
+        if k in first:
+            a, b = first[k], v
+            ra, rb = raw.index(a) + 2, raw.index(b) + 2
+            raise ValueError(f"{what}: labels {a!r} (row {ra}) and {b!r} (row {rb}) differ only in case, spacing or "
+                             f"'_'/'-', so they would become two classes with the same name; use one spelling for "
+                             f"both (e.g. {a!r})")
+        first[k] = v
+    if len(values) > max_labels:
+        return
+    keys = sorted(first, key=len)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            if len(b) - len(a) > 1:
+                break
+            if min(len(a), len(b)) >= 5 and _one_typo_apart(a, b) and re.sub(r"\d", "", a) != re.sub(r"\d", "", b):
+                warnings.warn(f"{what}: labels {first[a]!r} and {first[b]!r} are one typo apart and become two "
+                              f"classes; if they are the same class, use one spelling", stacklevel=3)
+                return
 
 
 def _is_int(v: str) -> bool:

@@ -2,15 +2,21 @@
 
 ``make_loader`` yields ``(images, labels, n_skipped)``: images float32 (B,3,H,W) in [0,1], labels
 int64 (B,), and how many items of that batch were unreadable (returned as ``None`` by the
-dataset) and dropped. A batch whose items were all unreadable has B = 0; skip it.
+dataset) and dropped. A batch whose items were all unreadable has B = 0 (images of shape
+(0, 3, 0, 0)); skip it. :func:`collate_indexed` is the same collate for ``(image, label, index)``
+items (the evaluator's sharded loaders).
 """
 from __future__ import annotations
 
 import os
+import random
 from typing import List, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..errors import ConfigError
 
 _ATTRS = ("classes", "templates", "prompts", "name", "split")
 
@@ -81,22 +87,35 @@ def subsample(dataset: Dataset, n: Optional[int], per_class: bool = False, seed:
     return SubsetDataset(dataset, idx)
 
 
-def collate_skip_unreadable(batch):
-    """Stack ``(image, label)`` items, dropping ``None`` (unreadable) ones and counting them."""
+def _collate(batch, fields: int):
+    """The one collate core: drop ``None`` (unreadable) items, stack the image, make int64 tensors of
+    the other ``fields - 1`` fields (label, index), and count the dropped items."""
     kept = [b for b in batch if b is not None]
     n_skipped = len(batch) - len(kept)
-    if not kept:
-        return torch.empty(0, 3, 0, 0), torch.empty(0, dtype=torch.long), n_skipped
+    if not kept:                                                                 # every item unreadable
+        return (torch.empty(0, 3, 0, 0), *[torch.empty(0, dtype=torch.long) for _ in range(fields - 1)], n_skipped)
+    bad = [b for b in kept if len(b) < fields]
+    if bad:
+        raise ValueError(f"collate: a dataset item has {len(bad[0])} fields, expected {fields} "
+                         f"({'(image, label, index)' if fields == 3 else '(image, label)'})")
     images = torch.stack([torch.as_tensor(b[0]) for b in kept]).float()         # (B,3,H,W)
-    labels = torch.as_tensor([int(b[1]) for b in kept], dtype=torch.long)      # (B,)
-    return images, labels, n_skipped
+    rest = [torch.as_tensor([int(b[k]) for b in kept], dtype=torch.long) for k in range(1, fields)]   # (B,) each
+    return (images, *rest, n_skipped)
+
+
+def collate_skip_unreadable(batch):
+    """``(images (B,3,H,W), labels (B,), n_skipped)`` from ``(image, label)`` items; ``None`` items
+    (unreadable images) are dropped and counted."""
+    return _collate(batch, 2)
+
+
+def collate_indexed(batch):
+    """``(images (B,3,H,W), labels (B,), index (B,), n_skipped)`` from ``(image, label, index)``
+    items: :func:`collate_skip_unreadable` with each kept item's sample index."""
+    return _collate(batch, 3)
 
 
 def _seed_worker(worker_id: int) -> None:
-    import random
-
-    import numpy as np
-
     s = torch.initial_seed() % 2 ** 32
     np.random.seed(s)
     random.seed(s)
@@ -115,7 +134,7 @@ def usable_cpus() -> int:
 
 def resolve_num_workers(value: Union[int, str, None], device: Union[torch.device, str] = "cpu",
                         local_world_size: Optional[int] = None) -> int:
-    """Loader worker processes for ``--num-workers`` (an integer >= 0, or ``"auto"``).
+    """Loader worker processes for the ``num_workers`` setting (an integer >= 0, or ``"auto"``).
 
     ``auto``: none on a CPU device, where the model step already keeps every core busy and decoding
     one batch costs about 1% of a step; on CUDA, the usable cores shared among this node's processes
@@ -135,12 +154,12 @@ def resolve_num_workers(value: Union[int, str, None], device: Union[torch.device
     except (TypeError, ValueError):
         n = -1
     if n < 0 or str(value).strip() not in (str(n), f"+{n}"):
-        raise ValueError(f"--num-workers {value!r}: give 'auto' or a whole number >= 0 (0 = load in the main process)")
+        raise ConfigError("num_workers", f"{value!r}: give 'auto' or a whole number >= 0 (0 = load in the main process)")
     return n
 
 
 def num_workers_setting(value: Union[int, str, None]) -> Union[int, str]:
-    """A validated ``--num-workers`` setting as configs keep it: ``"auto"`` or an integer >= 0."""
+    """A validated ``num_workers`` setting as configs keep it: ``"auto"`` or an integer >= 0."""
     n = resolve_num_workers(value)                     # refuses anything but 'auto' or an integer >= 0
     return "auto" if value is None or str(value).strip().lower() == "auto" else n
 
@@ -158,7 +177,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, num_wo
     ``persistent_workers`` keeps the workers alive between epochs (training).
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ConfigError("batch_size", f"must be >= 1, got {batch_size}")
     if device is None and isinstance(num_workers, str) and num_workers.strip().lower() == "auto":
         raise ValueError("make_loader needs device= to resolve 'auto' (or resolve it with "
                          "resolve_num_workers('auto', device) first)")

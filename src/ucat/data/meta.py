@@ -1,25 +1,47 @@
 """Class names and prompt templates shipped as package data (``resources/benchmarks.json``).
 
-Each benchmark entry holds ``classes`` (readable names, index = label), ``template`` (the paper's
-per-dataset prompt, the default), ``ensemble`` (CLIP's template ensemble, the option), optional
-``prompts`` (fixed per-class sentences, PCAM) and ``wnids`` (ImageNet, TinyImageNet), plus the
-``source`` each list was transcribed from.
+Each benchmark entry holds ``classes`` (index = label: the names the official UCAT code encodes,
+VivienLu/UCAT utils.py:253-280 and replace/datasets/*; the default), ``clip_classes`` (CLIP's
+curated names, only where they differ), ``template`` (the paper's per-dataset prompt, the
+default), ``ensemble`` (CLIP's template ensemble, the option), optional ``prompts`` (fixed
+per-class sentences, PCAM), ``wnids`` (the ImageNet family), ``subset_of`` (ImageNet-A/-O/-R and
+-Sketch take their names from ImageNet's entry by wnid), and the ``source`` / ``clip_source`` each
+list was transcribed from (file:line). ``official_files`` keeps the official name files verbatim.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
+from ..errors import ConfigError
+from ..models.zero_shot import make_prompts
+
 TEMPLATE_KINDS = ("paper", "ensemble")
+CLASSNAME_KINDS = ("official", "clip")
 
 
 @lru_cache(maxsize=1)
-def _benchmarks() -> Dict[str, dict]:
+def _document() -> dict:
     text = resources.files("ucat.data").joinpath("resources", "benchmarks.json").read_text(encoding="utf-8")
-    return json.loads(text)["datasets"]
+    return json.loads(text)
+
+
+def _benchmarks() -> Dict[str, dict]:
+    return _document()["datasets"]
+
+
+def official_file(name: str) -> List[str]:
+    """An official name file as shipped, one string per line in the file's order
+    (``imagenet_classes_names.txt``, ``tinyimagenet_classes_name.txt`` of VivienLu/UCAT)."""
+    files = _document()["official_files"]
+    if name not in files or name.startswith("_"):
+        raise KeyError(f"no official file {name!r}; shipped: {', '.join(k for k in files if not k.startswith('_'))}")
+    return list(files[name])
 
 
 def benchmark_names() -> List[str]:
@@ -31,11 +53,48 @@ def benchmark_meta(name: str) -> dict:
     data = _benchmarks()
     if name not in data:
         raise KeyError(f"no shipped class names for {name!r}; known: {', '.join(data)}")
-    return json.loads(json.dumps(data[name]))
+    entry = json.loads(json.dumps(data[name]))
+    parent = entry.get("subset_of")
+    if parent:                                       # ImageNet-A/-O/-R/-Sketch: names of their wnids
+        base = data[parent]
+        for key in ("classes", "clip_classes"):
+            if key in base:
+                by_wnid = dict(zip(base["wnids"], base[key]))
+                entry[key] = [by_wnid[w] for w in entry["wnids"]]
+    return entry
 
 
-def classnames(name: str) -> List[str]:
-    return benchmark_meta(name)["classes"]
+def check_classnames_kind(kind: str) -> str:
+    """``"official"`` or ``"clip"``, else a ConfigError naming the parameter."""
+    if kind not in CLASSNAME_KINDS:
+        raise ConfigError("classnames", f"must be 'official' (the official UCAT code's names) or 'clip' "
+                                        f"(CLIP's curated names), got {kind!r}")
+    return kind
+
+
+def select_classes(meta: dict, kind: str = "official") -> List[str]:
+    """A benchmark entry's class names of one kind; ``clip`` falls back to ``classes`` where the
+    two agree (then no ``clip_classes`` is stored)."""
+    check_classnames_kind(kind)
+    return list(meta["clip_classes"] if kind == "clip" and "clip_classes" in meta else meta["classes"])
+
+
+def classnames(name: str, kind: str = "official") -> List[str]:
+    """A benchmark's class names in label order: ``official`` (default) or ``clip``."""
+    return select_classes(benchmark_meta(name), kind)
+
+
+def benchmark_prompts(name: str, classnames: str = "official",
+                      templates: Union[None, str, Sequence[str]] = None) -> List[List[str]]:
+    """Per-class prompt lists of a benchmark, in label order, exactly as the text head encodes them
+    (``ZeroShotClassifier.from_dataset`` on ``build_dataset(name, classnames=..., templates=...)``),
+    without the data: fixed sentences (PCAM) with the paper's templates, else every template filled
+    with every class name (class-major: all of class 0's prompts first)."""
+    meta = benchmark_meta(name)
+    if (templates is None or templates == "paper" or list(templates) == ["paper"]) and meta.get("prompts"):
+        return [list(p) for p in meta["prompts"]]
+    tpl = resolve_templates(templates, [meta["template"]], meta.get("ensemble"))
+    return make_prompts(select_classes(meta, classnames), tpl)
 
 
 def ensemble_templates(name: Optional[str] = None) -> List[str]:
@@ -71,8 +130,6 @@ def resolve_templates(spec: Union[None, str, Sequence[str]], paper: Sequence[str
 
 def read_templates_file(path: str) -> List[str]:
     """One template per line (blank lines and ``#`` comments skipped)."""
-    from pathlib import Path
-
     p = Path(path).expanduser()
     if not p.is_file():
         raise FileNotFoundError(f"templates file {p} does not exist; give a text file with one template such as "
@@ -83,8 +140,6 @@ def read_templates_file(path: str) -> List[str]:
 
 def text_fingerprint(classes: Sequence[str], templates: Sequence[str], prompts=None) -> str:
     """A short hash of what the text head is built from (class names, templates, prompts), for reports."""
-    import hashlib
-
     blob = json.dumps({"classes": list(classes), "templates": list(templates),
                        "prompts": [list(p) for p in prompts] if prompts is not None else None}, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]

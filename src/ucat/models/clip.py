@@ -20,8 +20,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import open_clip
+from torchvision import transforms as T
 
-from ..errors import UcatError
+from ..errors import ConfigError, UcatError
+from .decode import to_rgb
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -98,23 +100,35 @@ class ClipBundle:
         return image_transform(self.image_size, resize)
 
 
-def image_transform(image_size: int, resize: str = "crop") -> Callable:
-    """``crop``: Resize(short side) + CenterCrop (the paper's default, 256->224 at 224 px);
-    ``squash``: Resize((s, s)) (the paper's CIFAR/STL10 transform). Output in [0,1]."""
-    from torchvision import transforms as T
+INTERPOLATIONS = ("bilinear", "bicubic")
 
+
+def image_transform(image_size: int, resize: str = "crop", interpolation: str = "bilinear") -> Callable:
+    """PIL image (any mode) -> float tensor (3, S, S) in [0,1].
+
+    ``crop``: Resize(short side) + CenterCrop (the paper's default, 256->224 at 224 px);
+    ``squash``: Resize((s, s)) (the paper's CIFAR/STL10 transform). ``interpolation``: ``bilinear``
+    (default: torchvision's ``Resize`` default, which the official UCAT preprocessing uses in training
+    and evaluation, VivienLu/UCAT utils.py:139-147) or ``bicubic`` (ucat before the official protocol;
+    open_clip's preprocessing). The image is converted to RGB first with :func:`ucat.models.decode.to_rgb`
+    (16-bit and float modes scaled, not clipped).
+    """
+    if interpolation not in INTERPOLATIONS:
+        raise ConfigError("interpolation", f"must be 'bilinear' or 'bicubic', got {interpolation!r}")
+    mode = T.InterpolationMode.BILINEAR if interpolation == "bilinear" else T.InterpolationMode.BICUBIC
     if resize == "crop":
         short = int(round(image_size * 256 / 224))
-        ops = [T.Resize(short, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(image_size)]
+        ops = [T.Resize(short, interpolation=mode), T.CenterCrop(image_size)]
     elif resize == "squash":
-        ops = [T.Resize((image_size, image_size), interpolation=T.InterpolationMode.BICUBIC)]
+        ops = [T.Resize((image_size, image_size), interpolation=mode)]
     else:
-        raise ValueError(f"resize must be 'crop' or 'squash', got {resize!r}")
-    return T.Compose([*ops, T.Lambda(_to_rgb), T.ToTensor()])
+        raise ConfigError("resize", f"must be 'crop' or 'squash', got {resize!r}")
+    return T.Compose([T.Lambda(_to_rgb), *ops, T.ToTensor()])
 
 
 def _to_rgb(img):
-    return img.convert("RGB") if getattr(img, "mode", "RGB") != "RGB" else img
+    """Any PIL image -> RGB with its values scaled for the mode (:func:`ucat.models.decode.to_rgb`)."""
+    return to_rgb(img) if getattr(img, "mode", "RGB") != "RGB" else img
 
 
 def list_architectures() -> list[str]:
