@@ -86,6 +86,14 @@ def test_data_classes_prints_names_and_prompts_without_data(capsys):
 def test_data_classes_with_a_protocol(capsys, monkeypatch):
     from ucat import protocols
 
+    proto = protocols.Protocol(name="test-clip-ensemble", description="a test protocol", datasets=("cifar10",),
+                               attacks=(), eps=(), steps=0, step_size=None, classnames="clip", templates="ensemble")
+    monkeypatch.setitem(protocols.PROTOCOLS._items, protocols.PROTOCOLS._key(proto.name), proto)
+    assert main(["data", "classes", "dtd", "--protocol", proto.name]) == 0
+    assert "polka-dotted" in capsys.readouterr().out.splitlines()                    # the protocol's 'clip'
+    assert main(["data", "classes", "dtd", "--protocol", proto.name, "--classnames", "official", "--prompts"]) == 0
+    got = capsys.readouterr().out.splitlines()                                       # the flag wins; 8 templates
+    assert len(got) == 47 * 8 and "a photo of a polka dotted texture." in got
     if "ucat-paper" in protocols.PROTOCOLS:
         assert main(["data", "classes", "imagenet", "--protocol", "ucat-paper", "--prompts"]) == 0
         got = capsys.readouterr().out.splitlines()
