@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ucat"
 # Lowest first. A module may import ucat modules of its own layer or of lower layers only.
 LAYERS: List[Tuple[str, ...]] = [
     ("ucat", "ucat.registry", "ucat.errors", "ucat.units", "ucat.io", "ucat.config", "ucat.html", "ucat.__init__"),
-    ("ucat.device", "ucat.uncertainty", "ucat.metrics", "ucat.calibration", "ucat.detection"),
+    ("ucat.device", "ucat.uncertainty", "ucat.metrics", "ucat.calibration", "ucat.detection", "ucat.multilabel"),
     ("ucat.models",),
     ("ucat.world", "ucat.world.scenes", "ucat.world.tasks"),
     ("ucat.data",),
