@@ -18,7 +18,7 @@ LAYERS: List[Tuple[str, ...]] = [
     ("ucat", "ucat.registry", "ucat.errors", "ucat.units", "ucat.io", "ucat.config", "ucat.html", "ucat.__init__"),
     ("ucat.device", "ucat.uncertainty", "ucat.metrics", "ucat.calibration", "ucat.detection", "ucat.multilabel"),
     ("ucat.models",),
-    ("ucat.world", "ucat.world.scenes", "ucat.world.tasks"),
+    ("ucat.world", "ucat.world.scenes", "ucat.world.tasks", "ucat.world.multilabel"),
     ("ucat.data",),
     ("ucat.attacks",),
     ("ucat.methods", "ucat.protocols"),
