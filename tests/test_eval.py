@@ -13,7 +13,9 @@ from PIL import Image
 
 from ucat.cli import main as cli_main
 from ucat.eval import EvalConfig, ModelSpec, run_eval, summary_rows, summary_table
+from ucat.eval.checks import cross_checks
 from ucat.eval.evaluator import Evaluator
+from ucat.eval.results import dataset_slug
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def test_eval_end_to_end_outputs_and_resume(folder, tmp_path, capsys, monkeypatc
     assert rc == 0
     printed = capsys.readouterr().out
     assert "Average" in printed and "| Dataset |" in printed
-    res_dir = out / "ucat-tiny" / folder.name
+    res_dir = out / "ucat-tiny" / dataset_slug(str(folder))
     assert not (res_dir / "none-eps2.json").exists()          # an attack without a budget runs once
     for stem in ("pgd-eps0", "pgd-eps2", "none-eps0"):
         for suffix in (".json", "_reliability.png", "_uncertainty.png", "_logits.npz"):
@@ -59,8 +61,8 @@ def test_eval_end_to_end_outputs_and_resume(folder, tmp_path, capsys, monkeypatc
     assert r2["eps_fraction"] == pytest.approx(2 / 255)
     assert r2["clean"]["accuracy"] == r0["clean"]["accuracy"]   # clean logits are the same pass
     assert r2["adv"]["accuracy"] <= r2["clean"]["accuracy"]
-    for k in ("accuracy", "ece", "mce", "nll", "brier", "mean_entropy", "mean_aleatoric", "mean_epistemic",
-              "auroc_max_prob", "aurc_max_prob"):
+    for k in ("accuracy", "ece", "mce", "nll", "brier", "mean_entropy", "mean_aleatoric", "mean_mutual_information",
+              "mean_vacuity", "auroc_one_minus_max_prob", "aurc_one_minus_max_prob"):
         assert k in r2["adv"] and k in r2["clean"]
     logits = dict(__import__("numpy").load(res_dir / "pgd-eps2_logits.npz"))
     assert logits["clean"].shape == (12, 3) and logits["index"].tolist() == sorted(logits["index"].tolist())
@@ -109,7 +111,7 @@ def test_checkpoint_and_compare_original(folder, tmp_path, capsys):
     assert rc == 0
     md = (out / "summary.md").read_text()
     assert "ucat-tiny (original)" in md and "tuned" in md and "Overview" in md
-    assert (out / "tuned" / folder.name / "none-eps0.json").is_file()
+    assert (out / "tuned" / dataset_slug(str(folder)) / "none-eps0.json").is_file()
 
 
 def test_bad_input_is_one_clear_error(folder, tmp_path, capsys):
@@ -125,7 +127,7 @@ def test_bad_input_is_one_clear_error(folder, tmp_path, capsys):
 
 def _fake(model, dataset, attack, clean, robust, eps=1.0):
     m = {"ece": 0.1, "mce": 0.2, "nll": 1.0, "brier": 0.5, "mean_entropy": 0.3, "mean_aleatoric": 0.3,
-         "mean_epistemic": 0.0, "auroc_max_prob": 0.7, "aurc_max_prob": 0.2}
+         "mean_mutual_information": 0.0, "auroc_one_minus_max_prob": 0.7, "aurc_one_minus_max_prob": 0.2}
     return {"model": model, "dataset": dataset, "attack": attack, "eps": eps, "eps_unit": "1/255",
             "counts": {"n": 100, "n_skipped": 0}, "clean": {**m, "accuracy": clean}, "adv": {**m, "accuracy": robust},
             "sanity": {"checks": {"robust_le_clean": robust <= clean}}}
@@ -143,24 +145,23 @@ def test_summary_average_and_paper_h():
 
 
 def test_autoattack_not_above_pgd_is_checked(tmp_path):
-    ev = Evaluator.__new__(Evaluator)
-    ev.out = tmp_path
+    saved = {}
+    save = lambda key, res: saved.__setitem__(key, json.loads(json.dumps(res)))  # noqa: E731
     results = {("pgd", 1.0): _fake("m", "d", "pgd", 0.8, 0.30), ("aa-paper", 1.0): _fake("m", "d", "aa-paper", 0.8, 0.50)}
     for r in results.values():
         r["sanity"]["warnings"] = []
     with pytest.warns(UserWarning, match="above pgd"):
-        ev._cross_checks(results, ModelSpec("m", "ucat-tiny"), "d")
+        cross_checks(results, "m/d", save)
     assert results[("aa-paper", 1.0)]["sanity"]["checks"]["robust_not_above_pgd"] is False
-    saved = json.loads((tmp_path / "m" / "d" / "aa-paper-eps1.json").read_text())
-    assert saved["sanity"]["checks"]["robust_not_above_pgd"] is False
+    assert saved[("aa-paper", 1.0)]["sanity"]["checks"]["robust_not_above_pgd"] is False
     results[("aa-paper", 1.0)]["adv"]["accuracy"] = 0.31              # within noise of n=100
     results[("aa-paper", 1.0)]["sanity"]["checks"].pop("robust_not_above_pgd")
-    ev._cross_checks(results, ModelSpec("m", "ucat-tiny"), "d")
+    cross_checks(results, "m/d", save)
     assert results[("aa-paper", 1.0)]["sanity"]["checks"]["robust_not_above_pgd"] is True
     results[("pgd", 4.0)] = _fake("m", "d", "pgd", 0.8, 0.6, eps=4.0)   # more budget, far higher accuracy
     results[("pgd", 4.0)]["sanity"]["warnings"] = []
     with pytest.warns(UserWarning, match="at eps 4/255"):
-        ev._cross_checks(results, ModelSpec("m", "ucat-tiny"), "d")
+        cross_checks(results, "m/d", save)
     assert results[("pgd", 4.0)]["sanity"]["checks"]["robust_monotone_in_eps"] is False
 
 
@@ -174,7 +175,7 @@ def test_split_metrics_reference_values():
     assert m["accuracy"] == 0.75
     assert m["ece"] == pytest.approx(abs(p - 0.75))                   # every confidence in one bin
     assert m["mean_confidence"] == pytest.approx(p)
-    assert math.isclose(m["auroc_max_prob"], 0.5)                     # ties: no ranking information
+    assert math.isclose(m["auroc_one_minus_max_prob"], 0.5)                     # ties: no ranking information
 
 
 @pytest.mark.slow
@@ -191,11 +192,12 @@ def test_torchrun_two_processes_equal_single_process(folder, tmp_path):
            "--out", str(tmp_path / "two")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    two = json.loads((tmp_path / "two" / "ucat-tiny" / folder.name / "pgd-eps2.json").read_text())
+    two = json.loads((tmp_path / "two" / "ucat-tiny" / dataset_slug(str(folder)) / "pgd-eps2.json").read_text())
     assert two["world_size"] == 2 and single["world_size"] == 1
     assert two["counts"] == single["counts"]
     for split in ("clean", "adv"):
-        for k in ("accuracy", "ece", "nll", "brier", "mean_entropy", "mean_epistemic", "auroc_max_prob"):
+        for k in ("accuracy", "ece", "nll", "brier", "mean_entropy", "mean_mutual_information",
+                  "auroc_one_minus_max_prob"):
             assert two[split][k] == pytest.approx(single[split][k], rel=1e-6, abs=1e-9), (split, k)
 
 

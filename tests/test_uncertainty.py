@@ -112,3 +112,29 @@ def test_softmax_entropy_bounds_and_logit_uncertainty_keys():
     assert set(u) >= {"entropy", "aleatoric", "epistemic", "epistemic_paper", "predictive", "evidence", "confidence"}
     for k in ("entropy", "aleatoric", "epistemic", "predictive"):
         assert torch.all((u[k] >= 0) & (u[k] <= 1 + 1e-6)), k
+
+
+def test_official_alpha_and_epistemic_as_the_official_code_writes_them():
+    """VivienLu/UCAT main.py:496 alpha = 1e-6 + exp(softplus(z)); main.py:309-322 AU and EU, by hand in float64."""
+    from ucat.uncertainty import alpha_from_logits, official_concentration, official_epistemic
+
+    z = torch.tensor([[25.0, 20.0, -3.0], [0.0, 0.0, 0.0]])
+    alpha = official_concentration(z)
+    zd = z.double()
+    # nn.Softplus() as the official code calls it: log(1 + e^z), linear (= z) above its threshold 20
+    ref = 1e-6 + torch.exp(torch.where(zd > 20, zd, torch.log1p(torch.exp(zd))))
+    torch.testing.assert_close(alpha, ref, rtol=1e-12, atol=0)
+    torch.testing.assert_close(alpha_from_logits(z, "official"), alpha)
+    a0 = ref.sum(-1)
+    eu = 3 / torch.logsumexp(ref + 1, -1) / math.log(3)
+    torch.testing.assert_close(official_epistemic(alpha).double(), eu, rtol=1e-6, atol=0)
+    au = -(ref / a0[:, None] * (torch.digamma(ref + 1) - torch.digamma(a0[:, None] + 1))).sum(-1) / math.log(3)
+    u = logit_uncertainty(z, alpha="official")
+    torch.testing.assert_close(u["aleatoric"].double(), au, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(u["vacuity"].double(), 3 / (a0 + 3), rtol=1e-6, atol=0)
+    torch.testing.assert_close(u["one_minus_max_prob"], 1 - torch.softmax(z, -1).amax(-1))
+    torch.testing.assert_close(u["mutual_information"], u["epistemic"])
+    # the two forms differ, and an unknown one is refused
+    assert not torch.allclose(logit_uncertainty(z, alpha="ucat")["aleatoric"], u["aleatoric"])
+    with pytest.raises(ValueError, match="official"):
+        alpha_from_logits(z, "softmax")

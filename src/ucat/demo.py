@@ -26,11 +26,10 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from .eval import EvalConfig, ModelSpec, run_eval
-from .eval.evaluator import _slug
-from .eval.plots import _plt, reliability_diagram, save_figure
+from .eval import EvalConfig, METRICS, ModelSpec, columns, markdown_table, result_path, run_eval, summary_rows
+from .eval.plots import pyplot, reliability_diagram, save_figure
+from .eval.report import result_row
 from .io import atomic_write_text, package_versions, save_json, save_run_config
-from .metrics import harmonic_mean
 from .train import TrainConfig, train
 from .uncertainty import softmax_entropy
 from .world import tasks as world
@@ -72,13 +71,81 @@ def _say(msg: str = "") -> None:
     print(msg, flush=True)
 
 
-def run_demo(cfg: DemoConfig) -> Dict[str, Any]:
-    """Run the four stages; returns the ``demo.json`` record (also written to ``cfg.out``)."""
+def _eval_config(cfg: DemoConfig, tasks: List[str], out: Path, models: List[ModelSpec]) -> EvalConfig:
+    return EvalConfig(models=models, datasets=tasks, attacks=["pgd"], eps=[cfg.eps], steps=cfg.eval_steps,
+                      step_size=cfg.eps / 4, n_samples=cfg.eval_n, batch_size=250, device=cfg.device,
+                      seed=cfg.seed, out=str(out / "eval"), save_logits=True, plots=True, progress=False,
+                      uncertainty_alpha="ucat")
+
+
+def _fine_tune(cfg: DemoConfig, m: str, out: Path, timings: Dict[str, float]) -> str:
+    """Fine-tune one method on world-train; the path of its exported weights."""
+    t1 = time.time()
+    _say(f"[2/4] fine-tuning {LABELS[m]} on world-train: {cfg.train_steps} steps of batch {cfg.batch_size}, "
+         f"PGD-{cfg.train_attack_steps} at eps {cfg.eps:g}/255 (same settings for every method)")
+    tc = TrainConfig(method=m, model=MODEL, data="world-train", n_samples=cfg.train_n, epochs=10**6,
+                     max_steps=cfg.train_steps, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
+                     momentum=0.9, warmup_steps=cfg.warmup_steps, schedule="cosine", eps=cfg.eps,
+                     attack="pgd", attack_steps=cfg.train_attack_steps, attack_step_size=cfg.eps,
+                     out=str(out / "train" / m), seed=cfg.seed, device=cfg.device, progress=False,
+                     checkpoint_every=10**9, keep_checkpoints=1, log_every=max(1, cfg.train_steps // 10),
+                     resume=None)
+    result = train(tc)
+    weights = result.export or result.final or result.checkpoint
+    if weights is None:
+        raise RuntimeError(f"training {m} wrote no weights in {result.out_dir}")
+    timings[f"train_{m}_s"] = round(time.time() - t1, 1)
+    hist = [h for h in result.history if "loss" in h]
+    if hist:
+        _say(f"      loss {float(hist[0]['loss']):.3f} -> {float(hist[-1]['loss']):.3f} ({timings[f'train_{m}_s']:.0f}s)")
+    return str(weights)
+
+
+def _check(cfg: DemoConfig) -> None:
     if cfg.eps <= 0:
         raise ValueError(f"--eps {cfg.eps}: the demo needs a positive attack radius (1/255 units, e.g. 1)")
     for name in ("eval_steps", "eval_n", "train_steps", "train_n", "batch_size"):
         if int(getattr(cfg, name)) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+
+
+def _stages(cfg: DemoConfig, tasks: List[str], out: Path) -> Dict[str, Any]:
+    t0 = time.time()
+    timings: Dict[str, float] = {}
+    base = ModelSpec(BASE_LABEL, MODEL)
+    _say(f"[1/4] the shipped CLIP ({MODEL}) on {len(tasks)} world tasks, clean and under PGD-{cfg.eval_steps} "
+         f"at eps {cfg.eps:g}/255 ({cfg.eval_n} images per task)")
+    res_base = run_eval(_eval_config(cfg, tasks, out, [base]))
+    timings["eval_clip_s"] = round(time.time() - t0, 1)
+    phen = phenomenon(res_base)
+    for line in phen["lines"]:
+        _say("      " + line)
+    checkpoints = {m: _fine_tune(cfg, m, out, timings) for m in METHODS}
+    t2 = time.time()
+    _say(f"[3/4] evaluating {BASE_LABEL}, TeCoA and UCAT on the suite (same images, same attack)")
+    specs = [base] + [ModelSpec(LABELS[m], MODEL, checkpoint=checkpoints[m]) for m in METHODS]
+    results = run_eval(_eval_config(cfg, tasks, out, specs))
+    timings["eval_all_s"] = round(time.time() - t2, 1)
+    _say("[4/4] comparison")
+    table = comparison_rows(results, [s.label for s in specs], tasks)
+    md = comparison_markdown(table, cfg, phenomenon(results, BASE_LABEL))
+    timings["total_s"] = round(time.time() - t0, 1)
+    plots = write_plots(results, table, [s.label for s in specs], out)
+    record = {"config": asdict(cfg), "tasks": tasks, "phenomenon": phen, "table": table,
+              "checkpoints": checkpoints, "plots": plots, "timings": timings, "eps_unit": "1/255",
+              "versions": package_versions()}
+    atomic_write_text(out / "demo.md", md)
+    save_json(out / "demo.json", record)
+    _say(md)
+    _say(f"wrote {out / 'demo.md'}, {out / 'demo.json'} and {len(plots)} plots in {out} "
+         f"({timings['total_s']:.0f}s); per-result JSON, reliability diagrams and uncertainty histograms "
+         f"are in {out / 'eval'}")
+    return record
+
+
+def run_demo(cfg: DemoConfig) -> Dict[str, Any]:
+    """Run the four stages; returns the ``demo.json`` record (also written to ``cfg.out``)."""
+    _check(cfg)
     tasks = list(cfg.tasks) or list(world.SUITE)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -86,126 +153,47 @@ def run_demo(cfg: DemoConfig) -> Dict[str, Any]:
     prev_threads = torch.get_num_threads()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    t0 = time.time()
-    timings: Dict[str, float] = {}
     try:
-        def eval_cfg(models):
-            return EvalConfig(models=models, datasets=tasks, attacks=["pgd"], eps=[cfg.eps], steps=cfg.eval_steps,
-                              step_size=cfg.eps / 4, n_samples=cfg.eval_n, batch_size=250, device=cfg.device,
-                              seed=cfg.seed, out=str(out / "eval"), save_logits=True, plots=True, progress=False)
-
-        base = ModelSpec(BASE_LABEL, MODEL)
-        _say(f"[1/4] the shipped CLIP ({MODEL}) on {len(tasks)} world tasks, clean and under PGD-{cfg.eval_steps} "
-             f"at eps {cfg.eps:g}/255 ({cfg.eval_n} images per task)")
-        res_base = run_eval(eval_cfg([base]))
-        timings["eval_clip_s"] = round(time.time() - t0, 1)
-        phen = phenomenon(res_base)
-        for line in phen["lines"]:
-            _say("      " + line)
-
-        checkpoints: Dict[str, str] = {}
-        for i, m in enumerate(METHODS):
-            t1 = time.time()
-            _say(f"[2/4] fine-tuning {LABELS[m]} on world-train: {cfg.train_steps} steps of batch {cfg.batch_size}, "
-                 f"PGD-{cfg.train_attack_steps} at eps {cfg.eps:g}/255 (same settings for every method)")
-            tc = TrainConfig(method=m, model=MODEL, data="world-train", n_samples=cfg.train_n, epochs=10**6,
-                             max_steps=cfg.train_steps, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
-                             momentum=0.9, warmup_steps=cfg.warmup_steps, schedule="cosine", eps=cfg.eps,
-                             attack="pgd", attack_steps=cfg.train_attack_steps, attack_step_size=cfg.eps,
-                             out=str(out / "train" / m), seed=cfg.seed, device=cfg.device, progress=False,
-                             checkpoint_every=10**9, keep_checkpoints=1, log_every=max(1, cfg.train_steps // 10),
-                             resume=None)
-            result = train(tc)
-            weights = result.export or result.final or result.checkpoint
-            if weights is None:
-                raise RuntimeError(f"training {m} wrote no weights in {result.out_dir}")
-            checkpoints[m] = str(weights)
-            timings[f"train_{m}_s"] = round(time.time() - t1, 1)
-            hist = [h for h in result.history if "loss" in h]
-            if hist:
-                _say(f"      loss {float(hist[0]['loss']):.3f} -> {float(hist[-1]['loss']):.3f} "
-                     f"({timings[f'train_{m}_s']:.0f}s)")
-
-        t2 = time.time()
-        _say(f"[3/4] evaluating {BASE_LABEL}, TeCoA and UCAT on the suite (same images, same attack)")
-        specs = [base] + [ModelSpec(LABELS[m], MODEL, checkpoint=checkpoints[m]) for m in METHODS]
-        results = run_eval(eval_cfg(specs))
-        timings["eval_all_s"] = round(time.time() - t2, 1)
-
-        _say("[4/4] comparison")
-        table = comparison_rows(results, [s.label for s in specs], tasks)
-        md = comparison_markdown(table, cfg, phenomenon(results, BASE_LABEL))
-        timings["total_s"] = round(time.time() - t0, 1)
-        plots = write_plots(results, table, [s.label for s in specs], out)
-        record = {"config": asdict(cfg), "tasks": tasks, "phenomenon": phen, "table": table,
-                  "checkpoints": checkpoints, "plots": plots, "timings": timings, "eps_unit": "1/255",
-                  "versions": package_versions()}
-        atomic_write_text(out / "demo.md", md)
-        save_json(out / "demo.json", record)
-        _say(md)
-        _say(f"wrote {out / 'demo.md'}, {out / 'demo.json'} and {len(plots)} plots in {out} "
-             f"({timings['total_s']:.0f}s); per-result JSON, reliability diagrams and uncertainty histograms "
-             f"are in {out / 'eval'}")
-        return record
+        return _stages(cfg, tasks, out)
     finally:
         torch.set_num_threads(prev_threads)
 
 
 # ----------------------------------------------------------------------------- numbers
-_COLS = (("clean_acc", "clean", "accuracy"), ("robust_acc", "adv", "accuracy"), ("clean_ece", "clean", "ece"),
-         ("adv_ece", "adv", "ece"), ("clean_unc", "clean", "mean_entropy"), ("adv_unc", "adv", "mean_entropy"),
-         ("clean_conf", "clean", "mean_confidence"), ("adv_conf", "adv", "mean_confidence"),
-         ("clean_epistemic", "clean", "mean_epistemic"), ("adv_epistemic", "adv", "mean_epistemic"))
-
-
 def _mean(xs: List[float]) -> float:
     xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
     return sum(xs) / len(xs) if xs else float("nan")
 
 
 def comparison_rows(results: List[Dict[str, Any]], labels: List[str], tasks: List[str]) -> List[Dict[str, Any]]:
-    """One row per (model, task) and an ``Average`` row per model; accuracies/ECE as fractions."""
-    by = {(r["model"], r["dataset"]): r for r in results}
+    """One row per (model, task) and an ``Average`` row per model (:func:`ucat.eval.summary_rows`:
+    every column of the metric table, accuracies/ECE as fractions, H of the averages)."""
     rows: List[Dict[str, Any]] = []
     for label in labels:
-        mine: List[Dict[str, Any]] = []
-        for t in tasks:
-            r = by.get((label, t))
-            if r is None:
-                continue
-            row: Dict[str, Any] = {"model": label, "task": t, "n": r["counts"]["n"]}
-            for col, split, key in _COLS:
-                row[col] = float(r[split][key])
-            row["H"] = harmonic_mean(row["clean_acc"], row["robust_acc"])
-            mine.append(row)
-        if not mine:
-            continue
-        avg: Dict[str, Any] = {"model": label, "task": "Average", "n": sum(r["n"] for r in mine)}
-        for col, _, _ in _COLS:
-            avg[col] = _mean([r[col] for r in mine])
-        avg["H"] = harmonic_mean(avg["clean_acc"], avg["robust_acc"])   # the paper's H of the averages
-        rows.extend(mine + [avg])
+        mine = [r for t in tasks for r in results if r["model"] == label and r["dataset"] == t]
+        for row in summary_rows(mine):
+            row["task"] = row.pop("dataset")
+            rows.append(row)
     return rows
 
 
 def phenomenon(results: List[Dict[str, Any]], label: Optional[str] = None) -> Dict[str, Any]:
     """The paper's phenomenon for the original CLIP, as measured (averages over the suite)."""
-    rs = [r for r in results if label is None or r["model"] == label]
-    get = lambda split, key: _mean([float(r[split][key]) for r in rs])  # noqa: E731
-    p = {k: get(s, m) for k, s, m in _COLS}
+    rows = [result_row(r) for r in results if label is None or r["model"] == label]
+    p = {c.name: _mean([r[c.name] for r in rows]) for c in columns() if c.split is not None}
     lines = [
         f"accuracy           clean {100 * p['clean_acc']:6.2f}%  ->  under attack {100 * p['robust_acc']:6.2f}%",
         f"ECE                clean {100 * p['clean_ece']:6.2f}%  ->  under attack {100 * p['adv_ece']:6.2f}%",
-        f"mean confidence    clean {p['clean_conf']:6.3f}   ->  under attack {p['adv_conf']:6.3f}",
-        f"predictive entropy clean {p['clean_unc']:6.3f}   ->  under attack {p['adv_unc']:6.3f}  (normalized by log C)",
+        f"mean confidence    clean {p['clean_confidence']:6.3f}   ->  under attack {p['adv_confidence']:6.3f}",
+        f"predictive entropy clean {p['clean_entropy']:6.3f}   ->  under attack {p['adv_entropy']:6.3f}  (normalized by log C)",
     ]
     verdict = []
     verdict.append("accuracy collapses" if p["robust_acc"] < 0.5 * p["clean_acc"] else "accuracy drops"
                    if p["robust_acc"] < p["clean_acc"] else "accuracy does not drop")
     verdict.append("uncertainty FALLS under attack (the model grows more confident while wrong)"
-                   if p["adv_unc"] < p["clean_unc"] else
+                   if p["adv_entropy"] < p["clean_entropy"] else
                    "uncertainty rises under attack, but far less than the error does"
-                   if (p["adv_unc"] - p["clean_unc"]) < (p["clean_acc"] - p["robust_acc"]) else
+                   if (p["adv_entropy"] - p["clean_entropy"]) < (p["clean_acc"] - p["robust_acc"]) else
                    "uncertainty rises at least as much as the error")
     verdict.append("ECE rises" if p["adv_ece"] > p["clean_ece"] else "ECE does not rise")
     lines.append("measured: " + "; ".join(verdict) + ".")
@@ -213,31 +201,20 @@ def phenomenon(results: List[Dict[str, Any]], label: Optional[str] = None) -> Di
 
 
 def comparison_markdown(rows: List[Dict[str, Any]], cfg: DemoConfig, phen: Dict[str, Any]) -> str:
-    pct = lambda v: "nan" if v != v else f"{100 * v:.1f}"  # noqa: E731
-    num = lambda v: "nan" if v != v else f"{v:.3f}"  # noqa: E731
+    cols = columns("demo")
+    model = ("Model", "---", lambda r: r["model"])
     lines = ["# ucat demo: the shipped tiny CLIP, TeCoA and UCAT on the procedural world", "",
              f"Attack: PGD-{cfg.eval_steps} (L-inf), eps = {cfg.eps:g}/255, step eps/4; {cfg.eval_n} images per task. "
              f"Fine-tuning: {cfg.train_steps} {cfg.optimizer} steps (lr {cfg.lr:g}) of batch {cfg.batch_size} on world-train, PGD-"
              f"{cfg.train_attack_steps} training attack at the same eps, identical for both methods.", "",
              "## The phenomenon (shipped CLIP, average over the suite)", ""]
     lines += ["    " + ln for ln in phen["lines"]]
-    lines += ["", "## Averages", "",
-              "| Model | Clean acc | Robust acc | H | ECE clean | ECE adv | Unc. clean | Unc. adv |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        if r["task"] == "Average":
-            lines.append(f"| {r['model']} | {pct(r['clean_acc'])} | {pct(r['robust_acc'])} | {pct(r['H'])} | "
-                         f"{pct(r['clean_ece'])} | {pct(r['adv_ece'])} | {num(r['clean_unc'])} | {num(r['adv_unc'])} |")
-    lines += ["", "## Per task", "",
-              "| Task | Model | Clean acc | Robust acc | H | ECE clean | ECE adv | Unc. clean | Unc. adv |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["", "## Averages", ""]
+    lines += markdown_table([r for r in rows if r["task"] == "Average"], [model], cols, digits=1, demo=True)
+    lines += ["", "## Per task", ""]
     tasks = list(dict.fromkeys(r["task"] for r in rows if r["task"] != "Average"))
-    for t in tasks:
-        for r in rows:
-            if r["task"] == t:
-                lines.append(f"| {t} | {r['model']} | {pct(r['clean_acc'])} | {pct(r['robust_acc'])} | {pct(r['H'])} | "
-                             f"{pct(r['clean_ece'])} | {pct(r['adv_ece'])} | {num(r['clean_unc'])} | "
-                             f"{num(r['adv_unc'])} |")
+    per_task = [r for t in tasks for r in rows if r["task"] == t]
+    lines += markdown_table(per_task, [("Task", "---", lambda r: r["task"]), model], cols, digits=1, demo=True)
     lines += ["", "Accuracy, ECE (15 equal-width bins) and H in %. Unc. = mean entropy of the softmax, divided "
               "by log C (0 = certain, 1 = uniform). H = harmonic mean of clean and robust accuracy (of the "
               "averages in the Averages table, as in the UCAT paper). Numbers are as measured on this run; "
@@ -246,15 +223,11 @@ def comparison_markdown(rows: List[Dict[str, Any]], cfg: DemoConfig, phen: Dict[
 
 
 # ----------------------------------------------------------------------------- plots
-def write_plots(results: List[Dict[str, Any]], rows: List[Dict[str, Any]], labels: List[str], out: Path) -> List[str]:
-    """Accuracy/ECE/uncertainty bars, pooled reliability diagrams and entropy histograms (PNG)."""
-    plt = _plt()
-    written: List[str] = []
-    avg = {r["model"]: r for r in rows if r["task"] == "Average"}
-    labels = [lb for lb in labels if lb in avg]
-    panels = (("accuracy (%)", "clean_acc", "robust_acc", 100.0), ("ECE (%)", "clean_ece", "adv_ece", 100.0),
-              ("predictive entropy / log C", "clean_unc", "adv_unc", 1.0))
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+def _summary_plot(plt, avg: Dict[str, Dict[str, Any]], labels: List[str], out: Path) -> str:
+    """Bars of the averages, one panel per metric the table shows on the plot (clean vs under attack)."""
+    panels = [(m.describe + (" (%)" if m.percent else ""), *m.columns, 100.0 if m.percent else 1.0)
+              for m in METRICS if "plot" in m.shows]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8))
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.12, top=0.85, wspace=0.28)
     x = np.arange(len(labels))
     for ax, (title, c, a, k) in zip(axes, panels):
@@ -266,8 +239,10 @@ def write_plots(results: List[Dict[str, Any]], rows: List[Dict[str, Any]], label
     fig.suptitle("average over the world suite", fontsize=10)
     path = out / "demo_summary.png"
     save_figure(fig, path)
-    written.append(path.name)
+    return path.name
 
+
+def _per_task_plot(plt, rows: List[Dict[str, Any]], labels: List[str], out: Path) -> str:
     tasks = list(dict.fromkeys(r["task"] for r in rows if r["task"] != "Average"))
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(tasks)), 3.8))
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.22, top=0.9)
@@ -281,8 +256,31 @@ def write_plots(results: List[Dict[str, Any]], rows: List[Dict[str, Any]], label
     ax.set_title("robust accuracy per task", fontsize=10)
     path = out / "demo_robust_per_task.png"
     save_figure(fig, path)
-    written.append(path.name)
+    return path.name
 
+
+def _hist_plot(plt, ent: Dict[str, Any], out: Path) -> str:
+    fig, axes = plt.subplots(1, len(ent), figsize=(4 * len(ent), 3.4), sharey=True)
+    axes = np.atleast_1d(axes)
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.16, top=0.84, wspace=0.08)
+    bins = np.linspace(0, 1, 26)
+    for ax, (lb, (c, a)) in zip(axes, ent.items()):
+        ax.hist(c, bins=bins, alpha=0.6, color="tab:blue", label="clean")
+        ax.hist(a, bins=bins, alpha=0.6, color="tab:red", label="under attack")
+        ax.set(title=lb, xlabel="predictive entropy / log C")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("uncertainty of every suite image, clean vs adversarial", fontsize=10)
+    path = out / "demo_uncertainty_hist.png"
+    save_figure(fig, path)
+    return path.name
+
+
+def write_plots(results: List[Dict[str, Any]], rows: List[Dict[str, Any]], labels: List[str], out: Path) -> List[str]:
+    """Accuracy/ECE/uncertainty bars, pooled reliability diagrams and entropy histograms (PNG)."""
+    plt = pyplot()
+    avg = {r["model"]: r for r in rows if r["task"] == "Average"}
+    labels = [lb for lb in labels if lb in avg]
+    written = [_summary_plot(plt, avg, labels, out), _per_task_plot(plt, rows, labels, out)]
     for lb in labels:
         mine = [r for r in results if r["model"] == lb]
         if not mine:
@@ -291,22 +289,9 @@ def write_plots(results: List[Dict[str, Any]], rows: List[Dict[str, Any]], label
         path = out / f"demo_reliability_{lb}.png"
         reliability_diagram(pooled["clean"], pooled["adv"], path, f"{lb}: all suite tasks pooled")
         written.append(path.name)
-
     ent = _entropies(results, labels, out / "eval")
     if ent:
-        fig, axes = plt.subplots(1, len(ent), figsize=(4 * len(ent), 3.4), sharey=True)
-        axes = np.atleast_1d(axes)
-        fig.subplots_adjust(left=0.06, right=0.98, bottom=0.16, top=0.84, wspace=0.08)
-        bins = np.linspace(0, 1, 26)
-        for ax, (lb, (c, a)) in zip(axes, ent.items()):
-            ax.hist(c, bins=bins, alpha=0.6, color="tab:blue", label="clean")
-            ax.hist(a, bins=bins, alpha=0.6, color="tab:red", label="under attack")
-            ax.set(title=lb, xlabel="predictive entropy / log C")
-        axes[0].legend(fontsize=8)
-        fig.suptitle("uncertainty of every suite image, clean vs adversarial", fontsize=10)
-        path = out / "demo_uncertainty_hist.png"
-        save_figure(fig, path)
-        written.append(path.name)
+        written.append(_hist_plot(plt, ent, out))
     return written
 
 
@@ -334,7 +319,7 @@ def _entropies(results: List[Dict[str, Any]], labels: List[str], eval_dir: Path)
         for r in results:
             if r["model"] != lb:
                 continue
-            f = eval_dir / _slug(lb) / _slug(r["dataset"]) / f"{_slug(r['attack'])}-eps{float(r['eps']):g}_logits.npz"
+            f = Path(str(result_path(eval_dir, lb, r["dataset"], r["attack"], float(r["eps"]))).replace(".json", "_logits.npz"))
             if not f.is_file():
                 continue
             z = np.load(f)

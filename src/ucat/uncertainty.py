@@ -25,6 +25,12 @@ import torch
 
 DEFAULT_LOGIT_SCALE = 100.0  # exp(logit_scale) of OpenAI CLIP
 DEFAULT_TEMPERATURE = 0.07   # tau' in the UCAT paper and code (--target_concentration)
+ALPHA_FORMS = ("official", "ucat")
+"""How the uncertainty *columns* of an evaluation build alpha from logits z (:func:`alpha_from_logits`):
+``"official"`` = 1e-6 + exp(softplus(z)), the official UCAT evaluation (VivienLu/UCAT main.py:496,
+505, 583); ``"ucat"`` = exp((z/s + 1)/tau') + 1e-6, the form the UCAT loss trains (main.py:390, 396)."""
+ALPHA_DESCRIPTIONS = {"official": "alpha = 1e-6 + exp(softplus(z)) (VivienLu/UCAT main.py:496,505,583)",
+                      "ucat": "alpha = exp((z / s + 1) / tau') + 1e-6 (VivienLu/UCAT main.py:390,396)"}
 
 
 def _wide_dtype(device: torch.device) -> torch.dtype:
@@ -54,6 +60,45 @@ def concentration(logits: torch.Tensor, logit_scale: float = DEFAULT_LOGIT_SCALE
         raise ValueError("concentration: logit_scale and temperature must be > 0")
     with _no_autocast(logits):
         return torch.exp((logits.float() / logit_scale + 1.0) / temperature) + eps
+
+
+def official_concentration(logits: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """The official evaluation's concentration: alpha = eps + exp(softplus(z)) = 1 + e^z + eps.
+
+    VivienLu/UCAT main.py:496 (clean), 505 (original CLIP), 583 (adversarial), on the scaled
+    logits z = s * cos, with ``nn.Softplus()``'s defaults as there (beta 1, linear above z = 20, so
+    alpha = e^z + 1e-6 for z > 20). Computed in float64 (float32 on MPS): e^z overflows float32 for z > 88.
+
+    Args:
+        logits: (..., C) zero-shot logits.
+    Returns:
+        (..., C) concentrations in the wide dtype.
+    """
+    with _no_autocast(logits):
+        return torch.exp(torch.nn.functional.softplus(logits.to(_wide_dtype(logits.device)))) + eps
+
+
+def alpha_from_logits(logits: torch.Tensor, form: str = "ucat", logit_scale: float = DEFAULT_LOGIT_SCALE,
+                      temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:
+    """alpha of the Dirichlet read from ``logits`` (..., C) in one of :data:`ALPHA_FORMS`."""
+    if form == "official":
+        return official_concentration(logits)
+    if form == "ucat":
+        return concentration(logits, logit_scale, temperature)
+    raise ValueError(f"uncertainty alpha form must be one of {ALPHA_FORMS}, got {form!r}")
+
+
+def official_epistemic(alpha: torch.Tensor) -> torch.Tensor:
+    """The EU column the official evaluation prints: C / logsumexp(alpha + 1) / log C, (...,) float32.
+
+    VivienLu/UCAT main.py:318-322 (``eu_dirichlet``). Its comment (and the paper) give
+    C / sum(alpha + 1); the code takes a logsumexp instead, which this reproduces as written.
+    """
+    with _no_autocast(alpha):
+        a = alpha.to(_wide_dtype(alpha.device))
+        C = a.shape[-1]
+        eu = C / torch.logsumexp(a + 1.0, dim=-1) / (math.log(C) if C > 1 else 1.0)
+    return eu.float()
 
 
 def dirichlet_kl(alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
@@ -96,8 +141,10 @@ def dirichlet_stats(alpha: torch.Tensor, normalize: bool = False) -> Dict[str, t
         ``evidence``   alpha_0 = sum_c alpha_c (total evidence).
         ``predictive`` H(E[p]), entropy of the expected distribution (total uncertainty).
         ``aleatoric``  E_{p~Dir}[H(p)] = -sum_c (a_c/a0) (digamma(a_c + 1) - digamma(a0 + 1)).
-        ``epistemic``  mutual information I[y; p] = predictive - aleatoric (>= 0).
-        ``epistemic_paper``  C / (alpha_0 + C), the UCAT paper's EU (vacuity form).
+        ``epistemic``  mutual information I[y; p] = predictive - aleatoric (>= 0); also under
+                       the key ``mutual_information``.
+        ``epistemic_paper``  C / (alpha_0 + C), the UCAT paper's EU (vacuity form); also under
+                       the key ``vacuity``.
 
     With ``normalize=True`` the three entropy-type quantities are divided by log C so that they
     lie in [0, 1]; ``evidence`` and ``epistemic_paper`` are unchanged.
@@ -116,7 +163,7 @@ def dirichlet_stats(alpha: torch.Tensor, normalize: bool = False) -> Dict[str, t
             logc = math.log(C) if C > 1 else 1.0
             predictive, aleatoric, epistemic = predictive / logc, aleatoric / logc, epistemic / logc
     out = {"evidence": a0, "predictive": predictive, "aleatoric": aleatoric,
-           "epistemic": epistemic, "epistemic_paper": vacuity}
+           "epistemic": epistemic, "epistemic_paper": vacuity, "mutual_information": epistemic, "vacuity": vacuity}
     return {k: v.float() for k, v in out.items()}
 
 
@@ -131,15 +178,22 @@ def softmax_entropy(logits: torch.Tensor, normalize: bool = False) -> torch.Tens
 
 
 def logit_uncertainty(logits: torch.Tensor, logit_scale: float = DEFAULT_LOGIT_SCALE,
-                      temperature: float = DEFAULT_TEMPERATURE, normalize: bool = True) -> Dict[str, torch.Tensor]:
-    """All per-sample uncertainty scores ucat reports, from zero-shot logits.
+                      temperature: float = DEFAULT_TEMPERATURE, normalize: bool = True,
+                      alpha: str = "ucat") -> Dict[str, torch.Tensor]:
+    """All per-sample uncertainty scores ucat reports, from zero-shot logits (..., C).
 
-    ``entropy`` is the entropy of CLIP's own softmax(logits) (the distribution that accuracy and
-    calibration use); the Dirichlet statistics use :func:`concentration` with the training-time
-    tau', the same parameterization the UCAT loss trains (the official evaluation code used a
-    different one; we use one form throughout). Normalized by log C by default.
+    Scores of CLIP's own softmax(logits) (the distribution accuracy and calibration use):
+    ``entropy``, ``confidence`` (max p) and ``one_minus_max_prob`` (1 - max p). Dirichlet scores
+    from :func:`alpha_from_logits` with ``alpha`` (``"ucat"``: the training form; ``"official"``:
+    the official evaluation's, main.py:496): ``predictive``, ``aleatoric``, ``mutual_information``
+    (= ``epistemic``), ``vacuity`` (= ``epistemic_paper``, C / (alpha_0 + C)), ``evidence`` and
+    ``epistemic_official`` (the official code's EU, :func:`official_epistemic`). Entropy-type
+    scores are divided by log C when ``normalize`` (the official code normalizes all of them).
     """
-    stats = dirichlet_stats(concentration(logits, logit_scale, temperature), normalize=normalize)
+    a = alpha_from_logits(logits, alpha, logit_scale, temperature)
+    stats = dirichlet_stats(a, normalize=normalize)
+    stats["epistemic_official"] = official_epistemic(a)
     stats["entropy"] = softmax_entropy(logits, normalize=normalize)
     stats["confidence"] = torch.softmax(logits.float(), dim=-1).amax(-1)
+    stats["one_minus_max_prob"] = 1.0 - stats["confidence"]
     return stats

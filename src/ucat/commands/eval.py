@@ -1,13 +1,14 @@
 """``ucat eval``: clean and robust accuracy, calibration and uncertainty of a CLIP under attack.
 
     ucat eval                                             # shipped ucat-world model, world suite, PGD at 1/255
-    ucat eval --model ViT-B-32 --pretrained openai --datasets zs16 --data-root DIR \\
-              --attacks pgd cw aa-paper --eps 1 --steps 100 --out runs/eval-clip
+    ucat eval --protocol ucat-paper --model ViT-B-32 --pretrained openai --data-root DIR --out runs/eval-clip
     ucat eval --model ViT-B-32 --pretrained openai --checkpoint runs/ucat/final.safetensors \\
               --compare-original --datasets cifar10 --n-samples 1000 --out runs/eval-ucat
     ucat eval --model ucat-world --datasets /photos/my_classes --attacks pgd uncertainty
-    torchrun --nproc_per_node=4 -m ucat eval --datasets zs16 ...   # shards each dataset over GPUs
+    torchrun --nproc_per_node=4 -m ucat eval --protocol ucat-paper ...   # shards each dataset over GPUs
 
+``--protocol NAME`` (default ``quick``) gives every protocol setting its default (:mod:`ucat.protocols`);
+a flag given explicitly overrides it and is recorded in every result (``protocol_overrides``).
 Sizes (``--eps``, ``--step-size``) are in 1/255 units. Flag names equal the YAML keys of ``--config``.
 """
 from __future__ import annotations
@@ -15,18 +16,23 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
-import torch.distributed as dist
-
+from .. import protocols
 from ..config import parse_cli_value
-from ..device import DistInfo, cleanup_distributed
+from ..io import to_jsonable
+from ..eval.config import CLASSNAMES, INTERPOLATIONS, EvalConfig, ModelSpec
 from ..eval.estimate import print_estimate
-from ..eval.evaluator import EvalConfig, ModelSpec, run_eval
+from ..eval.evaluator import run_eval
 from ..eval.report import summary_table
+from ..uncertainty import ALPHA_FORMS
 from ..units import parse_eps
 
 _D = EvalConfig()
+DEFAULT_PROTOCOL = "quick"
+# EvalConfig fields whose default comes from the protocol (None on the parser = not given).
+PROTOCOL_FIELDS = ("datasets", "attacks", "eps", "steps", "step_size", "restarts", "n_samples", "attack_options",
+                   "classnames", "templates", "interpolation", "uncertainty_alpha")
 
 
 class _AttackOptions(argparse.Action):
@@ -42,8 +48,7 @@ class _AttackOptions(argparse.Action):
         setattr(namespace, self.dest, merged)
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=None, help="YAML file of defaults (keys = flag names); flags override it")
+def _model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default="ucat-world", help="open_clip architecture or shipped model (default %(default)s)")
     g.add_argument("--pretrained", default=None, help="pretrained tag (openai), local weights file or hf-hub id")
@@ -52,26 +57,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label", default=None, help="name of the model in reports (default: checkpoint stem or --model)")
     g.add_argument("--compare-original", action="store_true",
                    help="also evaluate the original CLIP (no --checkpoint); each model is attacked with its own examples")
-    g = p.add_argument_group("data")
-    g.add_argument("--datasets", nargs="+", default=list(_D.datasets),
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data (defaults: the protocol's)")
+    g.add_argument("--datasets", nargs="+", default=None,
                    help="registry names, collections (zs16, world-suite) or ImageFolder/CSV paths")
     g.add_argument("--data-root", default=None, help="folder holding the datasets (default: $UCAT_DATA)")
     g.add_argument("--split", default=None, help="dataset split (default: each dataset's protocol split)")
     g.add_argument("--n-samples", type=int, default=None, help="seeded random subset of each dataset")
-    g.add_argument("--templates", nargs="+", default=None, help="prompt templates with {} (default: the dataset's)")
+    g.add_argument("--templates", nargs="+", default=None,
+                   help="prompt templates with {}, or 'paper' / 'ensemble' (default: the protocol's)")
+    g.add_argument("--classnames", choices=CLASSNAMES, default=None,
+                   help="official (the names the official code encodes) or clip (CLIP's curated names)")
+    g.add_argument("--interpolation", choices=INTERPOLATIONS, default=None,
+                   help="resize interpolation (the official preprocessing: bilinear)")
     g.add_argument("--image-size", type=int, default=None, help="input resolution (default: the model's)")
-    g = p.add_argument_group("attacks (sizes in 1/255 units)")
-    g.add_argument("--attacks", nargs="+", default=list(_D.attacks),
-                   help="pgd, pgd-l2, cw, aa-paper, aa-standard, uncertainty, none (default: pgd)")
-    g.add_argument("--eps", nargs="+", default=["1"], help="perturbation size(s) in 1/255 units (default 1)")
-    g.add_argument("--steps", type=int, default=_D.steps, help="attack steps (default %(default)s; the paper: 100)")
-    g.add_argument("--step-size", default=None, help="step in 1/255 units (default: eps, as in the paper)")
+
+
+def _attack_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("attacks (sizes in 1/255 units; defaults: the protocol's)")
+    g.add_argument("--protocol", default=DEFAULT_PROTOCOL,
+                   help="named evaluation protocol giving every default below (quick, ucat-paper, robustvlm; "
+                        "default %(default)s); flags you give override it and are recorded")
+    g.add_argument("--attacks", nargs="+", default=None,
+                   help="pgd, pgd-l2, cw, aa-paper, aa-standard, uncertainty, none (quick: pgd)")
+    g.add_argument("--eps", nargs="+", default=None, help="perturbation size(s) in 1/255 units (quick: 1)")
+    g.add_argument("--steps", type=int, default=None, help="attack steps, >= 1 (quick: 10; the paper: 100)")
+    g.add_argument("--step-size", default=None,
+                   help="step in 1/255 units, the same at every eps (default 1 = 1/255, as the official evaluation)")
     g.add_argument("--norm", choices=("linf", "l2"), default=_D.norm,
                    help="threat model of pgd/cw/uncertainty/AutoAttack (L2 sizes are also in 1/255 units)")
-    g.add_argument("--restarts", type=int, default=_D.restarts)
-    g.add_argument("-A", "--attack-option", dest="attack_options", action=_AttackOptions, default={},
+    g.add_argument("--restarts", type=int, default=None)
+    g.add_argument("-A", "--attack-option", dest="attack_options", action=_AttackOptions, default=None,
                    metavar="ATTACK.KEY=VALUE", help="an attack option, repeatable (cw.kappa=0, uncertainty.score=epistemic, "
                                                     "aa-standard.n_queries=1000)")
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--batch-size", type=int, default=_D.batch_size)
     g.add_argument("--device", default=_D.device, help="auto | cpu | cuda | cuda:N")
@@ -84,11 +107,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-bins", type=int, default=_D.n_bins, help="calibration bins (default %(default)s)")
     g.add_argument("--binning", choices=("width", "mass"), default=_D.binning)
     g.add_argument("--temperature", type=float, default=_D.temperature, help="tau' of the Dirichlet uncertainty")
+    g.add_argument("--uncertainty-alpha", choices=ALPHA_FORMS, default=None,
+                   help="Dirichlet alpha of the uncertainty columns: official = 1e-6 + exp(softplus(z)) (the official "
+                        "evaluation), ucat = exp((z/s+1)/tau') (the training form); default: the protocol's")
     g.add_argument("--no-resume", dest="resume", action="store_false", help="recompute finished results")
     g.add_argument("--no-plots", dest="plots", action="store_false", help="skip the PNG figures")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     g.add_argument("--estimate", action="store_true",
                    help="print the run's time and peak memory, from one timed batch per attack, and exit")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, help="YAML file of defaults (keys = flag names); flags override it")
+    _model_args(p)
+    _data_args(p)
+    _attack_args(p)
+    _run_args(p)
 
 
 def model_specs(args: argparse.Namespace) -> List[ModelSpec]:
@@ -116,32 +150,65 @@ def _parse_size(value: Any, name: str, norm: str) -> float:
     return parse_eps(value, name)
 
 
+def protocol_settings(name: str) -> Dict[str, Any]:
+    """The protocol's EvalConfig defaults (:func:`ucat.protocols.protocol_defaults`)."""
+    defaults = getattr(protocols, "protocol_defaults", None)
+    if defaults is None:                                     # ucat.protocols without its registry entries yet
+        if name != DEFAULT_PROTOCOL:
+            raise KeyError(f"unknown protocol {name!r}; known protocols: {DEFAULT_PROTOCOL}")
+        return {}
+    return dict(defaults(name))
+
+
+def _given(args: argparse.Namespace) -> Dict[str, Any]:
+    """The protocol fields set by a flag (or --config), converted to EvalConfig values."""
+    given: Dict[str, Any] = {}
+    for f in PROTOCOL_FIELDS:
+        v = getattr(args, f, None)
+        if v is not None:
+            given[f] = v
+    if "eps" in given:
+        eps = given["eps"] if isinstance(given["eps"], list) else [given["eps"]]
+        given["eps"] = [_parse_size(e, "--eps", args.norm) for e in eps]
+    if "step_size" in given:
+        given["step_size"] = None if given["step_size"] == "" else _parse_size(given["step_size"], "--step-size", args.norm)
+    if given.get("templates") in (["paper"], ["ensemble"]):
+        given["templates"] = given["templates"][0]
+    return given
+
+
+def resolve_protocol(args: argparse.Namespace) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """(the protocol fields of the EvalConfig, the ones a flag overrode with a different value)."""
+    base = protocol_settings(args.protocol)
+    given = _given(args)
+    fields = {f: base[f] for f in PROTOCOL_FIELDS if f in base}
+    for f in ("datasets", "attacks", "eps"):
+        if f in fields and fields[f] is not None:
+            fields[f] = list(fields[f])
+    overrides = {f: v for f, v in given.items() if fields.get(f, getattr(_D, f)) != v}
+    fields.update(given)
+    return to_jsonable(fields), to_jsonable(overrides)
+
+
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
-    eps = args.eps if isinstance(args.eps, list) else [args.eps]
-    step = None if args.step_size in (None, "") else _parse_size(args.step_size, "--step-size", args.norm)
+    fields, overrides = resolve_protocol(args)
     return EvalConfig(
-        models=model_specs(args), datasets=list(args.datasets), data_root=args.data_root, split=args.split,
-        attacks=list(args.attacks), eps=[_parse_size(e, "--eps", args.norm) for e in eps], steps=args.steps, step_size=step,
-        norm=args.norm, restarts=args.restarts, attack_options=dict(args.attack_options or {}),
-        n_samples=args.n_samples, batch_size=args.batch_size, device=args.device, precision=args.precision,
-        seed=args.seed, out=args.out, save_logits=args.save_logits, n_bins=args.n_bins, binning=args.binning,
-        temperature=args.temperature, num_workers=args.num_workers, image_size=args.image_size,
-        templates=args.templates, plots=args.plots, progress=args.progress, resume=args.resume)
+        models=model_specs(args), data_root=args.data_root, split=args.split, norm=args.norm,
+        batch_size=args.batch_size, device=args.device, precision=args.precision, seed=args.seed, out=args.out,
+        save_logits=args.save_logits, n_bins=args.n_bins, binning=args.binning, temperature=args.temperature,
+        num_workers=args.num_workers, image_size=args.image_size, plots=args.plots, progress=args.progress,
+        resume=args.resume, protocol=args.protocol, protocol_overrides=overrides, **fields)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.compare_original and not args.checkpoint:
         raise ValueError("--compare-original compares a --checkpoint with the original model; give --checkpoint FILE")
     cfg = config_from_args(args)
-    try:
-        if getattr(args, "estimate", False):
-            print_estimate(cfg)
-            return 0
-        results = run_eval(cfg)
-        if not dist.is_initialized() or dist.get_rank() == 0:
-            print(summary_table(results))
-            print(f"results in {cfg.out}/ (summary.md, summary.csv, one JSON per model/dataset/attack)", file=sys.stderr)
-    finally:
-        if dist.is_initialized():
-            cleanup_distributed(DistInfo(world_size=dist.get_world_size()))
+    if getattr(args, "estimate", False):
+        print_estimate(cfg)
+        return 0
+    results = run_eval(cfg)
+    if results:                                   # rank 0 (other ranks get an empty list)
+        print(summary_table(results))
+        print(f"results in {cfg.out}/ (summary.md, summary.csv, one JSON per model/dataset/attack)", file=sys.stderr)
     return 0

@@ -23,7 +23,9 @@ import torch
 
 from ..units import fmt_eps
 from ..device import autocast, seed_everything
-from .evaluator import EvalConfig, Evaluator, _loader
+from .config import EvalConfig
+from .evaluator import Evaluator
+from .sharding import loader, process_group
 
 PROBES = (1, 2)
 
@@ -58,7 +60,7 @@ def _probe_overrides(full, knob: str, k: int, budget: int) -> Dict[str, Any]:
 def _seconds_per_image(ev: Evaluator, clf, images, labels, attack_name: str, eps: float) -> Dict[str, Any]:
     """Seconds per image of one attack at its configured budget, from timings at 1 and 2 iterations."""
     device, prec = ev.device, ev.cfg.precision
-    full, _ = ev._attack(attack_name, eps)
+    full = ev.attack(attack_name, eps)
     knob, budget = _budget(full)
     n = images.shape[0]
 
@@ -73,7 +75,7 @@ def _seconds_per_image(ev: Evaluator, clf, images, labels, attack_name: str, eps
         run(full)                                           # warm-up (allocations, kernels)
         t = _timed(lambda: run(full), device)
         return {"s_per_image": t / n, "budget": f"{knob}={budget}", "method": "timed at the full budget"}
-    probes = [ev._attack(attack_name, eps, **_probe_overrides(full, knob, k, budget))[0] for k in PROBES]
+    probes = [ev.attack(attack_name, eps, **_probe_overrides(full, knob, k, budget)) for k in PROBES]
     run(probes[0])                                          # warm-up
     t1, t2 = (_timed(lambda a=a: run(a), device) for a in probes)
     per_iter = max(t2 - t1, 0.0)
@@ -91,74 +93,81 @@ def _peak_memory(device: torch.device) -> Dict[str, Any]:
     return {"peak_memory_gib": kib / 2**20, "peak_memory_kind": "process peak RSS (whole process)"}
 
 
-def estimate_eval(cfg: EvalConfig) -> Dict[str, Any]:
-    """The estimate as a dict: per (model, dataset, attack, eps) rows, the total and peak memory."""
-    from ..data import expand_datasets
+def _batch(ev: Evaluator, first, name: str):
+    """(images, labels, load seconds per image, batch size) of the first batch of ``first``."""
+    b = min(ev.cfg.batch_size, len(first))
+    t0 = time.perf_counter()
+    images, labels, _, _ = next(iter(loader(first, [(0, list(range(b)))], 0)))
+    load_s = (time.perf_counter() - t0) / max(1, images.shape[0])
+    if images.shape[0] == 0:
+        raise ValueError(f"--estimate: the first {b} images of {name!r} are all unreadable")
+    return images.to(ev.device), labels.to(ev.device), load_s, b
 
-    ev = Evaluator(cfg)
+
+def _model_rows(ev: Evaluator, spec, work: List[Tuple[str, List[Tuple[str, float]]]]):
+    """(rows, the model's summary) of one model over the datasets that still have work."""
+    cfg, device, world = ev.cfg, ev.device, ev.info.world_size
+    bundle, _ = ev.load_model(spec)
+    size = cfg.image_size or bundle.image_size
+    first = ev.dataset(work[0][0], size)
+    t0 = time.perf_counter()
+    clf = ev.classifier(bundle, first)
+    head_s = time.perf_counter() - t0
+    images, labels, load_s, b = _batch(ev, first, work[0][0])
+
+    def clean():
+        with torch.no_grad(), autocast(device, cfg.precision):
+            clf(images)
+
+    clean()
+    clean_s = _timed(clean, device) / images.shape[0]
+    costs = {t: _seconds_per_image(ev, clf, images, labels, *t) for t in sorted({t for _, todo in work for t in todo})}
+    rows: List[Dict[str, Any]] = []
+    for d, todo in work:
+        n = len(ev.dataset(d, size)) if d != work[0][0] else len(first)
+        share = -(-n // world)                               # this rank's images
+        rows.append({"model": spec.label, "dataset": d, "images": n, "attack": "clean", "eps": None,
+                     "seconds": share * (clean_s + load_s), "s_per_image": clean_s + load_s, "budget": "",
+                     "method": "timed"})
+        for attack_name, eps in todo:
+            c = costs[(attack_name, eps)]
+            rows.append({"model": spec.label, "dataset": d, "images": n, "attack": attack_name, "eps": eps,
+                         "seconds": share * (c["s_per_image"] + load_s), "s_per_image": c["s_per_image"] + load_s,
+                         "budget": c["budget"], "method": c["method"]})
+    summary = {"model": spec.label, "seconds": sum(r["seconds"] for r in rows), "timed_on": work[0][0], "batch": b,
+               "text_head_s_first_dataset": head_s, "load_s_per_image": load_s, "datasets_with_work": len(work)}
+    return rows, summary
+
+
+def _estimate(ev: Evaluator) -> Dict[str, Any]:
+    cfg, device = ev.cfg, ev.device
     seed_everything(cfg.seed)
-    datasets = expand_datasets(cfg.datasets)
-    if not datasets:
-        raise ValueError(f"--datasets {cfg.datasets}: nothing to evaluate after expanding collections")
-    device, world = ev.device, ev.info.world_size
+    datasets = ev.datasets()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     rows: List[Dict[str, Any]] = []
     per_model: List[Dict[str, Any]] = []
     for spec in cfg.models:
-        work = [(d, ev._todo(spec, d)[1]) for d in datasets]
+        work = [(d, ev.plan(spec, d, verbose=False).todo) for d in datasets]
         work = [(d, todo) for d, todo in work if todo]
         if not work:
             per_model.append({"model": spec.label, "note": "every result is already finished (resume)"})
             continue
-        bundle, _ = ev._load_model(spec)
-        size = cfg.image_size or bundle.image_size
-        first = ev._dataset(work[0][0], size)
-        t0 = time.perf_counter()
-        clf = ev._classifier(bundle, first)
-        head_s = time.perf_counter() - t0
-        b = min(cfg.batch_size, len(first))
-        batches = [(0, list(range(b)))]
-        t0 = time.perf_counter()
-        images, labels, _, _ = next(iter(_loader(first, batches, 0)))
-        load_s = (time.perf_counter() - t0) / max(1, images.shape[0])
-        if images.shape[0] == 0:
-            raise ValueError(f"--estimate: the first {b} images of {work[0][0]!r} are all unreadable")
-        images, labels = images.to(device), labels.to(device)
-
-        def clean():
-            with torch.no_grad(), autocast(device, cfg.precision):
-                clf(images)
-
-        clean()
-        clean_s = _timed(clean, device) / images.shape[0]
-        costs = {}
-        for attack_name, eps in sorted({t for _, todo in work for t in todo}):
-            costs[(attack_name, eps)] = _seconds_per_image(ev, clf, images, labels, attack_name, eps)
-        model_total = 0.0
-        for d, todo in work:
-            n = len(ev._dataset(d, size)) if d != work[0][0] else len(first)
-            share = -(-n // world)                               # this rank's images
-            clean_total = share * (clean_s + load_s)
-            rows.append({"model": spec.label, "dataset": d, "images": n, "attack": "clean", "eps": None,
-                         "seconds": clean_total, "s_per_image": clean_s + load_s, "budget": "", "method": "timed"})
-            model_total += clean_total
-            for attack_name, eps in todo:
-                c = costs[(attack_name, eps)]
-                secs = share * (c["s_per_image"] + load_s)
-                rows.append({"model": spec.label, "dataset": d, "images": n, "attack": attack_name, "eps": eps,
-                             "seconds": secs, "s_per_image": c["s_per_image"] + load_s, "budget": c["budget"],
-                             "method": c["method"]})
-                model_total += secs
-        per_model.append({"model": spec.label, "seconds": model_total, "timed_on": work[0][0], "batch": b,
-                          "text_head_s_first_dataset": head_s, "load_s_per_image": load_s,
-                          "datasets_with_work": len(work)})
-        del bundle, clf
+        model_rows, summary = _model_rows(ev, spec, work)
+        rows += model_rows
+        per_model.append(summary)
     out = {"rows": rows, "models": per_model, "total_seconds": sum(r["seconds"] for r in rows),
-           "world_size": world, "device": str(device), "precision": cfg.precision,
-           "text_heads": "one text-tower pass per (model, dataset), cached on disk; not included"}
+           "world_size": ev.info.world_size, "device": str(device), "precision": cfg.precision,
+           "text_heads": "one text-tower pass per (model, dataset), cached on disk; not included",
+           "is_main": ev.info.is_main}
     out.update(_peak_memory(device))
     return out
+
+
+def estimate_eval(cfg: EvalConfig) -> Dict[str, Any]:
+    """The estimate as a dict: per (model, dataset, attack, eps) rows, the total and peak memory."""
+    with process_group(cfg.device) as info:
+        return _estimate(Evaluator(cfg, info))
 
 
 def _hms(seconds: float) -> str:
@@ -191,9 +200,7 @@ def format_estimate(est: Dict[str, Any]) -> str:
 
 def print_estimate(cfg: EvalConfig) -> Dict[str, Any]:
     est = estimate_eval(cfg)
-    import torch.distributed as dist
-
-    if not dist.is_initialized() or dist.get_rank() == 0:
+    if est["is_main"]:
         print(format_estimate(est))
         sys.stdout.flush()
     return est

@@ -7,34 +7,36 @@ calibration. matplotlib runs with the non-interactive Agg backend.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Dict
+from typing import Dict, Sequence
 
 import torch
 
+from ..io import atomic_path
+from .table import HIST_SCORES
 
-def _plt():
-    import matplotlib
+
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend."""
+    import matplotlib  # deferred: ~0.4 s to import, needed only when a figure is drawn (--no-plots skips it)
 
     matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred with matplotlib above
 
     return plt
 
 
 def save_figure(fig, path: str | os.PathLike) -> None:
     """Write ``fig`` atomically (temporary file, then rename) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=80)
-    os.replace(tmp, path)
-    _plt().close(fig)
+    try:
+        with atomic_path(path) as tmp:           # a unique temporary name: concurrent runs never collide
+            fig.savefig(tmp, dpi=80, format="png")
+    finally:
+        pyplot().close(fig)
 
 
 def reliability_diagram(clean_bins: Dict, adv_bins: Dict, path: str | os.PathLike, title: str = "") -> None:
     """Two panels (clean, adversarial) of bin accuracy vs confidence, from :func:`ucat.metrics.reliability_bins`."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.4), sharey=True)
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.84, wspace=0.08)
     for ax, bins, name in ((axes[0], clean_bins, "clean"), (axes[1], adv_bins, "adversarial")):
@@ -58,9 +60,9 @@ def reliability_diagram(clean_bins: Dict, adv_bins: Dict, path: str | os.PathLik
 
 
 def uncertainty_histogram(clean: Dict[str, torch.Tensor], adv: Dict[str, torch.Tensor], path: str | os.PathLike,
-                          title: str = "", keys=("entropy", "aleatoric", "epistemic")) -> None:
+                          title: str = "", keys: Sequence[str] = HIST_SCORES) -> None:
     """Histograms of per-sample uncertainty scores (normalized by log C), clean vs adversarial."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.6))
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.15, top=0.82, wspace=0.3)
     for ax, k in zip(axes, keys):

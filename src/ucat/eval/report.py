@@ -1,9 +1,9 @@
-"""Aggregate reports of ``ucat eval`` results: ``summary.csv`` and ``summary.md``.
+"""Aggregate reports of ``ucat eval`` results: ``summary.csv``, ``summary.md`` and the demo's tables.
 
 A row per (model, dataset, attack, eps), plus an average row per (model, attack, eps) whose H is
 the paper's: the harmonic mean of the *averaged* clean and robust accuracy (Lu et al., arXiv
 2512.12997, Table 16 caption). Per-dataset H values are the harmonic mean of that dataset's own
-clean and robust accuracy.
+clean and robust accuracy. Which columns exist and where they show: :data:`ucat.eval.table.METRICS`.
 """
 from __future__ import annotations
 
@@ -12,29 +12,17 @@ import io
 import math
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
 
 from ..io import atomic_write_text
 from ..units import EPS_UNIT, fmt_eps
-from ..metrics import harmonic_mean
+from .table import Column, columns, fmt, row_values
 
-# (csv column, split, metric key)
-COLUMNS: Sequence[Tuple[str, str, str]] = (
-    ("clean_acc", "clean", "accuracy"), ("robust_acc", "adv", "accuracy"),
-    ("clean_ece", "clean", "ece"), ("adv_ece", "adv", "ece"),
-    ("clean_mce", "clean", "mce"), ("adv_mce", "adv", "mce"),
-    ("clean_nll", "clean", "nll"), ("adv_nll", "adv", "nll"),
-    ("clean_brier", "clean", "brier"), ("adv_brier", "adv", "brier"),
-    ("clean_entropy", "clean", "mean_entropy"), ("adv_entropy", "adv", "mean_entropy"),
-    ("clean_aleatoric", "clean", "mean_aleatoric"), ("adv_aleatoric", "adv", "mean_aleatoric"),
-    ("clean_epistemic", "clean", "mean_epistemic"), ("adv_epistemic", "adv", "mean_epistemic"),
-    ("clean_auroc", "clean", "auroc_max_prob"), ("adv_auroc", "adv", "auroc_max_prob"),
-    ("clean_aurc", "clean", "aurc_max_prob"), ("adv_aurc", "adv", "aurc_max_prob"),
-)
+GroupKey = Tuple[str, str, float]      # (model, attack, eps)
 
 
-def _groups(results: Iterable[Dict[str, Any]]) -> "OrderedDict[Tuple[str, str, float], List[Dict[str, Any]]]":
-    groups: "OrderedDict[Tuple[str, str, float], List[Dict[str, Any]]]" = OrderedDict()
+def _groups(results: Iterable[Dict[str, Any]]) -> "OrderedDict[GroupKey, List[Dict[str, Any]]]":
+    groups: "OrderedDict[GroupKey, List[Dict[str, Any]]]" = OrderedDict()
     for r in results:
         groups.setdefault((r["model"], r["attack"], float(r["eps"])), []).append(r)
     return groups
@@ -51,14 +39,27 @@ def _norm(r: Dict[str, Any]) -> str:
 
 
 def result_row(r: Dict[str, Any]) -> Dict[str, Any]:
+    """The report row of one result: identity, counts, every column of the metric table, the checks."""
     row: Dict[str, Any] = {"model": r["model"], "dataset": r["dataset"], "attack": r["attack"], "eps": r["eps"],
                            "eps_unit": r.get("eps_unit", EPS_UNIT), "norm": _norm(r), "n": r["counts"]["n"],
                            "n_skipped": r["counts"]["n_skipped"]}
-    for col, split, key in COLUMNS:
-        row[col] = r[split][key]
-    row["H"] = harmonic_mean(row["clean_acc"], row["robust_acc"])
+    row.update(row_values(r))
     row["sanity_ok"] = all(r.get("sanity", {}).get("checks", {}).values())
     return row
+
+
+def _average(model: str, attack: str, eps: float, rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    avg: Dict[str, Any] = {"model": model, "dataset": "Average", "attack": attack, "eps": eps,
+                           "eps_unit": rows[0]["eps_unit"], "norm": rows[0]["norm"], "n": sum(r["n"] for r in rows),
+                           "n_skipped": sum(r["n_skipped"] for r in rows)}
+    for c in columns():
+        if c.split is not None:
+            avg[c.name] = _mean([r[c.name] for r in rows])
+    for c in columns():
+        if c.split is None:
+            avg[c.name] = c.metric.fn(avg)          # derived from the averages (the paper's H)
+    avg["sanity_ok"] = all(r["sanity_ok"] for r in rows)
+    return avg
 
 
 def summary_rows(results: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -66,36 +67,41 @@ def summary_rows(results: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
     out: List[Dict[str, Any]] = []
     for (model, attack, eps), rs in _groups(results).items():
         rows = [result_row(r) for r in rs]
-        out.extend(rows)
-        avg: Dict[str, Any] = {"model": model, "dataset": "Average", "attack": attack, "eps": eps,
-                               "eps_unit": rows[0]["eps_unit"], "norm": rows[0]["norm"], "n": sum(r["n"] for r in rows),
-                               "n_skipped": sum(r["n_skipped"] for r in rows)}
-        for col, _, _ in COLUMNS:
-            avg[col] = _mean([r[col] for r in rows])
-        avg["H"] = harmonic_mean(avg["clean_acc"], avg["robust_acc"])
-        avg["sanity_ok"] = all(r["sanity_ok"] for r in rows)
-        out.append(avg)
+        out.extend(rows + [_average(model, attack, eps, rows)])
     return out
 
 
 def summary_csv(results: Iterable[Dict[str, Any]]) -> str:
     rows = summary_rows(results)
     buf = io.StringIO()
-    fields = ["model", "dataset", "attack", "eps", "eps_unit", "norm", "n", "n_skipped", *[c for c, _, _ in COLUMNS],
-              "H", "sanity_ok"]
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    fields = ["model", "dataset", "attack", "eps", "eps_unit", "norm", "n", "n_skipped",
+              *[c.name for c in columns("csv")], "sanity_ok"]
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     for row in rows:
-        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else "nan" if v is None else v) for k, v in row.items()})
     return buf.getvalue()
 
 
-def _pct(v: float) -> str:
-    return "nan" if v is None or math.isnan(v) else f"{100 * v:.2f}"
+def markdown_table(rows: Sequence[Dict[str, Any]], lead: Sequence[Tuple[str, str, Callable[[Dict[str, Any]], Any]]],
+                   cols: Sequence[Column], trail: Sequence[Tuple[str, str, Callable[[Dict[str, Any]], Any]]] = (),
+                   digits: int = 2, demo: bool = False) -> List[str]:
+    """Markdown lines: ``lead`` (heading, align, cell) columns, the metric ``cols``, then ``trail``."""
+    heads = [h for h, _, _ in lead] + [c.demo_heading if demo else c.heading for c in cols] + [h for h, _, _ in trail]
+    aligns = [a for _, a, _ in lead] + ["---:"] * len(cols) + [a for _, a, _ in trail]
+    lines = ["| " + " | ".join(heads) + " |", "|" + "|".join(aligns) + "|"]
+    for r in rows:
+        cells = [str(f(r)) for _, _, f in lead] + [fmt(c, r[c.name], digits) for c in cols] + [str(f(r)) for _, _, f in trail]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
-def _num(v: float) -> str:
-    return "nan" if v is None or math.isnan(v) else f"{v:.3f}"
+def _budget(r: Dict[str, Any]) -> str:
+    return f"{fmt_eps(r['eps'])} {r['norm']}" if r["norm"] else "-"
+
+
+def _threat(attack: str, eps: float, norm: str) -> str:
+    return f"{attack} ({'L-inf' if norm == 'linf' else norm.upper()}), eps = {fmt_eps(eps)}" if norm else attack
 
 
 def summary_table(results: Iterable[Dict[str, Any]]) -> str:
@@ -112,30 +118,17 @@ def summary_table(results: Iterable[Dict[str, Any]]) -> str:
     lines: List[str] = []
     groups = _groups(results)
     if len(groups) > 1:
-        lines += ["## Overview (averages over datasets)", "",
-                  "| Model | Attack | eps | Clean acc | Robust acc | H | Clean ECE | Adv ECE |",
-                  "|---|---|---|---:|---:|---:|---:|---:|"]
-        for r in rows:
-            if r["dataset"] == "Average":
-                budget = f"{fmt_eps(r['eps'])} {r['norm']}" if r["norm"] else "-"
-                lines.append(f"| {r['model']} | {r['attack']} | {budget} | {_pct(r['clean_acc'])} | "
-                             f"{_pct(r['robust_acc'])} | {_pct(r['H'])} | {_pct(r['clean_ece'])} | {_pct(r['adv_ece'])} |")
-        lines.append("")
+        lead = [("Model", "---", lambda r: r["model"]), ("Attack", "---", lambda r: r["attack"]),
+                ("eps", "---", _budget)]
+        lines += ["## Overview (averages over datasets)", ""]
+        lines += markdown_table([r for r in rows if r["dataset"] == "Average"], lead, columns("overview")) + [""]
     for (model, attack, eps), rs in groups.items():
-        norm = _norm(rs[0])
-        threat = f"{attack} ({'L-inf' if norm == 'linf' else norm.upper()}), eps = {fmt_eps(eps)}" if norm else attack
-        lines += [f"## {model} under {threat}", "",
-                  "| Dataset | n | Clean acc | Robust acc | H | Clean ECE | Adv ECE | Clean entropy | Adv entropy "
-                  "| Adv AUROC | Checks |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-        for r in rows:
-            if (r["model"], r["attack"], float(r["eps"])) != (model, attack, eps):
-                continue
-            name = f"**{r['dataset']}**" if r["dataset"] == "Average" else r["dataset"]
-            lines.append(f"| {name} | {r['n']} | {_pct(r['clean_acc'])} | {_pct(r['robust_acc'])} | {_pct(r['H'])} | "
-                         f"{_pct(r['clean_ece'])} | {_pct(r['adv_ece'])} | {_num(r['clean_entropy'])} | "
-                         f"{_num(r['adv_entropy'])} | {_num(r['adv_auroc'])} | {'ok' if r['sanity_ok'] else 'WARN'} |")
-        lines.append("")
+        lines += [f"## {model} under {_threat(attack, eps, _norm(rs[0]))}", ""]
+        mine = [r for r in rows if (r["model"], r["attack"], float(r["eps"])) == (model, attack, eps)]
+        lead = [("Dataset", "---", lambda r: f"**{r['dataset']}**" if r["dataset"] == "Average" else r["dataset"]),
+                ("n", "---:", lambda r: r["n"])]
+        trail = [("Checks", "---", lambda r: "ok" if r["sanity_ok"] else "WARN")]
+        lines += markdown_table(mine, lead, columns("md"), trail) + [""]
     lines.append(f"Accuracy, ECE (15 equal-width bins unless stated in the JSON) and H in %; eps in {EPS_UNIT} "
                  f"of the pixel range; H of the average row = harmonic mean of the averaged clean and robust "
                  f"accuracy (as in the UCAT paper).")
