@@ -34,7 +34,7 @@ NORMS = ("linf", "l2")
 ATTACKS: Registry = Registry("attack")
 
 
-def check_images(images: torch.Tensor, labels: Optional[torch.Tensor] = None) -> None:
+def check_images(images: torch.Tensor, labels: Optional[torch.Tensor] = None, multilabel: bool = False) -> None:
     """Refuse inputs that attacks would silently mishandle (wrong dtype, range or shape)."""
     if not isinstance(images, torch.Tensor):
         raise ValueError(f"attack images must be a torch.Tensor, got {type(images).__name__}")
@@ -50,10 +50,14 @@ def check_images(images: torch.Tensor, labels: Optional[torch.Tensor] = None) ->
     if not torch.isfinite(images).all():
         raise ValueError("attack images contain NaN or inf")
     if labels is not None:
-        if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.ndim != 1:
-            raise ValueError("attack labels must be an int64 tensor of shape (B,)")
+        want = 2 if multilabel else 1
+        if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.ndim != want:
+            raise ValueError("attack labels must be an int64 tensor of shape " +
+                             ("(B, C) of 0/1 (multi-hot)" if multilabel else "(B,)"))
         if labels.shape[0] != images.shape[0]:
             raise ValueError(f"{labels.shape[0]} labels for {images.shape[0]} images")
+        if multilabel and labels.numel() and not bool(((labels == 0) | (labels == 1)).all()):
+            raise ValueError("multi-label attack targets must hold only 0 and 1")
 
 
 def check_budget(eps: float, step_size: float, steps: int, norm: str) -> None:
@@ -169,6 +173,8 @@ class Attack:
     at_least_as_strong_as: tuple = ()
     #: False for attacks without a perturbation budget (evaluated once, at eps 0).
     uses_eps: bool = True
+    #: True for attacks whose labels are multi-hot (B, C) targets (ucat.attacks.multilabel).
+    multilabel: bool = False
 
     def __new__(cls, *args, **kw):
         # every attack's options are checked at construction, however it is built (registry or class)
@@ -196,7 +202,7 @@ class Attack:
         return f"{type(self).__name__}({args})"
 
     def __call__(self, classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        check_images(images, labels)
+        check_images(images, labels, self.multilabel)
         self.notes = []
         if images.shape[0] == 0 or self.eps == 0:
             return images.detach().clone()
