@@ -17,7 +17,7 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple
 import torch
 import torch.distributed as dist
 
-from ..data import collate_skip_unreadable
+from ..data import collate_indexed
 from ..device import DistInfo, all_gather_object, cleanup_distributed, init_distributed
 
 Batch = Tuple[int, List[int]]          # (global batch id, sample indices)
@@ -64,13 +64,6 @@ class _Indexed(torch.utils.data.Dataset):
         return None if item is None else (item[0], int(item[1]), i)
 
 
-def collate_indexed(batch):
-    """``(images, labels, index, n_skipped)``: :func:`ucat.data.collate_skip_unreadable` plus the sample index."""
-    images, labels, n_skipped = collate_skip_unreadable([None if b is None else b[:2] for b in batch])
-    index = torch.tensor([b[2] for b in batch if b is not None], dtype=torch.long)    # (B,)
-    return images, labels, index, n_skipped
-
-
 def rank_batches(n: int, batch_size: int, info: DistInfo) -> List[Batch]:
     """(global batch id, sample indices) of this rank: batches fixed by order, dealt round-robin."""
     batches = [(b, list(range(s, min(s + batch_size, n)))) for b, s in enumerate(range(0, n, batch_size))]
@@ -78,7 +71,8 @@ def rank_batches(n: int, batch_size: int, info: DistInfo) -> List[Batch]:
 
 
 def loader(dataset, batches: List[Batch], num_workers: int = 0, pin_memory: bool = False):
-    """A DataLoader over exactly ``batches``, yielding ``(images, labels, index, n_skipped)``."""
+    """A DataLoader over exactly ``batches``, yielding ``(images, labels, index, n_skipped)``
+    (:func:`ucat.data.collate_indexed`: an all-unreadable batch has images of shape (0, 3, 0, 0))."""
     return torch.utils.data.DataLoader(_Indexed(dataset), batch_sampler=[idx for _, idx in batches],
                                        collate_fn=collate_indexed, num_workers=num_workers, pin_memory=pin_memory)
 
