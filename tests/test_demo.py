@@ -25,7 +25,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
         assert len(mine) == len(tasks) + 1 and mine[-1]["task"] == "Average"
         for r in mine:
             assert 0.0 <= r["robust_acc"] <= r["clean_acc"] + 1e-9 <= 1.0 + 1e-9
-            assert 0.0 <= r["clean_unc"] <= 1.0 and 0.0 <= r["adv_unc"] <= 1.0
+            assert 0.0 <= r["clean_entropy"] <= 1.0 and 0.0 <= r["adv_entropy"] <= 1.0
         avg = mine[-1]
         assert abs(avg["clean_acc"] - sum(r["clean_acc"] for r in mine[:-1]) / len(tasks)) < 1e-9
     # the shipped CLIP's clean accuracy is far above chance even on this tiny sample
