@@ -319,7 +319,8 @@ def _entropies(results: List[Dict[str, Any]], labels: List[str], eval_dir: Path)
         for r in results:
             if r["model"] != lb:
                 continue
-            f = Path(str(result_path(eval_dir, lb, r["dataset"], r["attack"], float(r["eps"]))).replace(".json", "_logits.npz"))
+            res = result_path(eval_dir, lb, r["dataset"], r["attack"], float(r["eps"]))
+            f = res.with_name(f"{res.stem}_logits.npz")
             if not f.is_file():
                 continue
             z = np.load(f)

@@ -168,10 +168,6 @@ class Evaluator:
         return clf
 
     # ---- logits
-    def _bar(self, total: int, desc: str):
-        return tqdm(total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True, file=sys.stderr,
-                    disable=not (self.cfg.progress and self.info.is_main))
-
     def logits(self, clf, ds, attack=None, seed_parts: Sequence[Any] = (), desc: str = "") -> PassLogits:
         """This rank's logits over its batches of ``ds``, adversarial if ``attack`` (seeded per batch)."""
         c = self.cfg
@@ -179,7 +175,7 @@ class Evaluator:
         parts: List[PassLogits] = []
         devices = [self.device] if self.device.type == "cuda" else []
         cuda = self.device.type == "cuda"
-        with self._bar(len(ds), desc) as bar:
+        with _bar(len(ds), desc, c.progress and self.info.is_main) as bar:
             batch_iter = loader(ds, batches, resolve_num_workers(c.num_workers, self.device), pin_memory=cuda)
             for (bid, _), (images, labels, index, n_skip) in zip(batches, batch_iter):
                 notes: List[str] = []
@@ -202,8 +198,11 @@ class Evaluator:
     # ---- one (model, dataset)
     def _evaluate_dataset(self, job: Job, plan: Plan) -> None:
         c = self.cfg
-        locks = self._lock(job, plan.todo)
+        locks = {t: R.ResultLock(self.result_path(job.spec.label, job.dataset, *t)) for t in plan.todo}
         try:
+            if self.info.is_main:
+                for lock in locks.values():
+                    lock.acquire()
             tag = f"{job.spec.label}/{R.dataset_slug(job.dataset)}"
             clean = merge(self.logits(job.clf, job.ds, desc=f"{tag} clean"), self.info)
             for attack_name, eps in plan.todo:
@@ -226,21 +225,6 @@ class Evaluator:
             for lock in locks.values():
                 lock.release()
 
-    def _lock(self, job: Job, todo: Todo) -> Dict[Tuple[str, float], R.ResultLock]:
-        locks: Dict[Tuple[str, float], R.ResultLock] = {}
-        if not self.info.is_main:
-            return locks
-        try:
-            for attack_name, eps in todo:
-                lock = R.ResultLock(self.result_path(job.spec.label, job.dataset, attack_name, eps))
-                lock.acquire()
-                locks[(attack_name, eps)] = lock
-        except BaseException:
-            for lock in locks.values():
-                lock.release()
-            raise
-        return locks
-
     def _write(self, path: Path, res: Dict[str, Any], clean: PassLogits, adv: PassLogits,
                scores: Dict[str, Dict[str, torch.Tensor]]) -> None:
         """Plots, logits, then the JSON (last: its presence marks the result finished)."""
@@ -257,9 +241,6 @@ class Evaluator:
                                         clean=clean.logits.numpy(), adv=adv.logits.numpy())
         save_json(path, res)
 
-    def _save_checked(self, spec: ModelSpec, dataset: str):
-        return lambda key, res: save_json(self.result_path(spec.label, dataset, *key), res)
-
     # ---- the run
     def _model(self, spec: ModelSpec, datasets: List[str]) -> List[Dict[str, Any]]:
         c, out = self.cfg, []
@@ -275,7 +256,8 @@ class Evaluator:
             elif self.info.is_main and c.progress:
                 print(f"{spec.label}/{dataset}: {len(plan.results)} finished result(s) found, skipped", file=sys.stderr)
             if self.info.is_main:
-                cross_checks(plan.results, f"{spec.label}/{dataset}", self._save_checked(spec, dataset))
+                save = lambda key, res, d=dataset: save_json(self.result_path(spec.label, d, *key), res)  # noqa: E731
+                cross_checks(plan.results, f"{spec.label}/{dataset}", save)
                 out.extend(plan.results[(a, e)] for a in c.attacks for e in self.eps_for(a) if (a, e) in plan.results)
         return out
 
@@ -299,6 +281,11 @@ class Evaluator:
         barrier(self.info)
         _refuse_non_finite(all_results)
         return all_results
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    return tqdm(total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True, file=sys.stderr,
+                disable=not enabled)
 
 
 def _refuse_non_finite(results: List[Dict[str, Any]]) -> None:
