@@ -4,6 +4,7 @@ Each case: the exit code through ``ucat.cli.main``, the message names the culpri
 was overwritten. Tiny folder datasets (3 colour classes) and the random ``ucat-tiny`` CLIP.
 """
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -181,3 +182,21 @@ def test_one_class_dataset_is_refused(tmp_path, capsys):
     assert cli_main(_args(data, tmp_path / "eval")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "class" in err[0] and "one" in err[0]
+
+
+def test_two_concurrent_runs_into_one_out_never_corrupt_each_other(folder, tmp_path):
+    """Same --out, same results, started together: each run finishes or is refused in one line; every JSON is whole."""
+    out = tmp_path / "shared"
+    cmd = [sys.executable, "-m", "ucat", *_args(folder, out, "--attacks", "none", "pgd", "--eps", "1")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=240) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert 0 in codes and set(codes) <= {0, 2}, [o[1][-2000:] for o in outs]
+    for code, (_, err) in zip(codes, outs):
+        assert "Traceback" not in err
+        if code == 2:
+            assert "being computed by another run" in err
+    results = sorted((out / "ucat-tiny").rglob("*.json"))
+    assert len(results) == 2 and all(_strict(f)["counts"]["n"] == 9 for f in results)
+    assert not list(out.rglob("*.lock")) and not list(out.rglob("*.tmp"))
