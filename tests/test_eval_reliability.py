@@ -200,3 +200,21 @@ def test_two_concurrent_runs_into_one_out_never_corrupt_each_other(folder, tmp_p
     results = sorted((out / "ucat-tiny").rglob("*.json"))
     assert len(results) == 2 and all(_strict(f)["counts"]["n"] == 9 for f in results)
     assert not list(out.rglob("*.lock")) and not list(out.rglob("*.tmp"))
+
+
+def test_registered_dataset_fingerprint_is_its_own_folder(tmp_path, monkeypatch):
+    """A file of the dataset changes the fingerprint; a file of another dataset under the same root does not."""
+    from ucat.eval.results import data_fingerprint
+
+    batches = tmp_path / "cifar-10-batches-py"
+    batches.mkdir()
+    (batches / "test_batch").write_bytes(b"x" * 10)
+    (tmp_path / "other-dataset").mkdir()
+    before = data_fingerprint("cifar10", str(tmp_path), None)
+    (tmp_path / "other-dataset" / "new.bin").write_bytes(b"y")
+    assert data_fingerprint("cifar10", str(tmp_path), None) == before
+    (batches / "test_batch").write_bytes(b"x" * 11)
+    assert data_fingerprint("cifar10", str(tmp_path), None) != before
+    gen = data_fingerprint("world-shape", None, None)
+    assert gen["generated"] == "world-shape" and gen == data_fingerprint("world-shape", None, None)
+    assert data_fingerprint("world-shape", None, "train") != gen

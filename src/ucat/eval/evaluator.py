@@ -67,6 +67,7 @@ class Evaluator:
                 self.attack(a, eps)          # unknown attacks and bad options fail now, before any work
         self.out = Path(cfg.out)
         self.hashes = R.FileHashes(self.out)
+        self._data_fingerprints: Dict[str, Dict[str, Any]] = {}
         self.versions = package_versions()
 
     # ---- settings
@@ -111,7 +112,9 @@ class Evaluator:
         """The finished results on disk and the (attack, eps) pairs still to run, agreed by all ranks."""
         c = self.cfg
         weights = R.weights_fingerprint(spec, self.hashes)
-        data = R.data_fingerprint(dataset, c.data_root, c.split)
+        if dataset not in self._data_fingerprints:          # one walk of the files per dataset and run
+            self._data_fingerprints[dataset] = R.data_fingerprint(dataset, c.data_root, c.split)
+        data = self._data_fingerprints[dataset]
         plan = Plan({}, [], {})
         for attack_name in c.attacks:
             for eps in self.eps_for(attack_name):

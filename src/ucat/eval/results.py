@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional
 
 from .. import __version__
 from ..data import DATASETS, resolve_root
-from ..data.build import is_path_dataset
+from ..data.build import is_path_dataset, locate
 from ..errors import UcatError
 from ..io import save_json, to_jsonable
 from ..models.clip import BUILTIN_WEIGHTS
@@ -123,7 +123,12 @@ def _digest(obj: Any) -> str:
 
 
 def data_fingerprint(dataset: str, data_root: Optional[str], split: Optional[str]) -> Dict[str, Any]:
-    """What the data of ``dataset`` is: its file list (sizes, mtimes) or a generated dataset's parameters."""
+    """What the data of ``dataset`` is: its file list (sizes, mtimes) or a generated dataset's parameters.
+
+    A registered dataset is fingerprinted at the folder its builder reads under the data root (the
+    folder :func:`ucat.data.build.locate` names, or the folder of the file it names), not the whole
+    root that holds every dataset.
+    """
     if dataset not in DATASETS and is_path_dataset(dataset):
         p = Path(dataset).expanduser().resolve()
         if p.is_file():                                    # a CSV: its text and the folder beside it
@@ -136,7 +141,12 @@ def data_fingerprint(dataset: str, data_root: Optional[str], split: Optional[str
         return {"generated": info.name, "split": split or info.default_split, "ucat": __version__,
                 "parameters": _digest({k: v for k, v in info.extra.items() if isinstance(v, (str, int, float, bool))})}
     root = resolve_root(info, data_root, split)
-    return {"root": str(root.resolve()), "files": _digest(_walk(root)) if root.is_dir() else "missing"}
+    found, where = locate(info, root, split or info.default_split)
+    where = Path(where)
+    if not found or not where.exists():
+        return {"root": str(root.resolve()), "files": "missing"}              # build_dataset will say what is missing
+    folder = where.parent if where.is_file() else where                     # e.g. cifar-10-batches-py/, imagenet/val/
+    return {"root": str(root.resolve()), "folder": str(folder.resolve()), "files": _digest(_walk(folder))}
 
 
 # ----------------------------------------------------------------------------- keys
