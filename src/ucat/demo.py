@@ -29,6 +29,7 @@ import torch
 from .eval import EvalConfig, METRICS, ModelSpec, columns, markdown_table, result_path, run_eval, summary_rows
 from .eval.plots import pyplot, reliability_diagram, save_figure
 from .eval.report import result_row
+from .errors import ConfigError
 from .io import atomic_write_text, package_versions, save_json, save_run_config
 from .train import TrainConfig, train
 from .uncertainty import softmax_entropy
@@ -102,11 +103,11 @@ def _fine_tune(cfg: DemoConfig, m: str, out: Path, timings: Dict[str, float]) ->
 
 
 def _check(cfg: DemoConfig) -> None:
-    if cfg.eps <= 0:
-        raise ValueError(f"--eps {cfg.eps}: the demo needs a positive attack radius (1/255 units, e.g. 1)")
+    if not cfg.eps > 0:
+        raise ConfigError("eps", f"{cfg.eps}: the demo needs a positive attack radius (1/255 units, e.g. 1)")
     for name in ("eval_steps", "eval_n", "train_steps", "train_n", "batch_size"):
         if int(getattr(cfg, name)) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+            raise ConfigError(name, f"must be >= 1, got {getattr(cfg, name)}")
 
 
 def _stages(cfg: DemoConfig, tasks: List[str], out: Path) -> Dict[str, Any]:

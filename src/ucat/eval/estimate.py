@@ -100,7 +100,7 @@ def _batch(ev: Evaluator, first, name: str):
     images, labels, _, _ = next(iter(loader(first, [(0, list(range(b)))], 0)))
     load_s = (time.perf_counter() - t0) / max(1, images.shape[0])
     if images.shape[0] == 0:
-        raise ValueError(f"--estimate: the first {b} images of {name!r} are all unreadable")
+        raise ValueError(f"estimate: the first {b} images of {name!r} are all unreadable")
     return images.to(ev.device), labels.to(ev.device), load_s, b
 
 
