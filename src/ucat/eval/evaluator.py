@@ -91,12 +91,10 @@ class Evaluator:
         kw.update(override)
         try:
             return create_attack(attack_name, **kw)
-        except ConfigError:
-            raise
+        except ConfigError as e:                 # the attack's own check: named as the -A/--attack-option setting
+            raise ConfigError("attack_option", e.message) if e.param == "attack_options" else e from None
         except (TypeError, ValueError) as e:
-            given = ", ".join(f"{k}={v!r}" for k, v in opts.items()) or "none"
-            raise ConfigError("attack_option", f"{attack_name}: its settings ({given}; steps={c.steps}, "
-                                               f"restarts={c.restarts}) are not accepted: {e}") from None
+            raise _refusal(attack_name, opts, c.attack_options.get(attack_name, {}), e) from None
 
     def datasets(self) -> List[str]:
         names = expand_datasets(self.cfg.datasets)
@@ -284,6 +282,14 @@ class Evaluator:
         barrier(self.info)
         _refuse_non_finite(all_results)
         return all_results
+
+
+def _refusal(attack_name: str, opts: Dict[str, Any], user: Dict[str, Any], e: Exception) -> ConfigError:
+    """The setting an attack refused, named as the parameter that set it (``restarts``, ``norm`` or an option)."""
+    culprit = next((k for k in opts if f"'{k}'" in str(e) or k in str(e)), None)
+    param = "attack_option" if culprit is None or culprit in user else culprit
+    given = ", ".join(f"{k}={v!r}" for k, v in opts.items()) or "no options"
+    return ConfigError(param, f"is not accepted by {attack_name} ({given}): {e}")
 
 
 def _bar(total: int, desc: str, enabled: bool):
