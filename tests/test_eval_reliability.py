@@ -218,3 +218,16 @@ def test_registered_dataset_fingerprint_is_its_own_folder(tmp_path, monkeypatch)
     gen = data_fingerprint("world-shape", None, None)
     assert gen["generated"] == "world-shape" and gen == data_fingerprint("world-shape", None, None)
     assert data_fingerprint("world-shape", None, "train") != gen
+
+
+def test_a_refused_run_overwrites_nothing(folder, tmp_path):
+    out = tmp_path / "eval"
+    assert cli_main(_args(folder, out)) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    one = tmp_path / "one"
+    (one / "only").mkdir(parents=True)
+    Image.new("RGB", (32, 32)).save(one / "only" / "0.png")
+    assert cli_main(_args([folder, one], out)) == 2                     # refused at the second dataset
+    assert cli_main(_args(folder, out, "--steps", "0")) == 2
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before

@@ -268,16 +268,15 @@ class Evaluator:
         seed_everything(c.seed)
         datasets = self.datasets()
         all_results: List[Dict[str, Any]] = []
-        if self.info.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            save_json(self.out / "eval_config.json", {"config": c, "versions": self.versions, "eps_unit": EPS_UNIT})
         try:
             for spec in c.models:
                 all_results.extend(self._model(spec, datasets))
         finally:
             if self.info.is_main:
                 self.hashes.save()
-        if self.info.is_main:
+        if self.info.is_main:                    # written when the run's results are: a refused run overwrites nothing
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_json(self.out / "eval_config.json", {"config": c, "versions": self.versions, "eps_unit": EPS_UNIT})
             write_summary(all_results, self.out)
         barrier(self.info)
         _refuse_non_finite(all_results)
