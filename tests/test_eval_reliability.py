@@ -231,3 +231,9 @@ def test_a_refused_run_overwrites_nothing(folder, tmp_path):
     assert cli_main(_args(folder, out, "--steps", "0")) == 2
     after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
+
+
+def test_missing_checkpoint_is_one_line(folder, tmp_path, capsys):
+    assert cli_main(_args(folder, tmp_path / "eval", "--checkpoint", str(tmp_path / "nope.safetensors"))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.safetensors" in err[0] and "does not exist" in err[0]

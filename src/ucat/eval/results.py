@@ -99,6 +99,9 @@ def weights_fingerprint(spec: ModelSpec, hashes: FileHashes) -> Dict[str, Option
         shipped = _PACKAGE / BUILTIN_WEIGHTS[spec.model]
         out["pretrained"] = "sha256:" + hashes(shipped) if shipped.is_file() else f"builtin:{spec.model}"
     if spec.checkpoint:
+        if not Path(spec.checkpoint).expanduser().is_file():
+            raise FileNotFoundError(f"checkpoint {spec.checkpoint} does not exist (or is not a file): give the "
+                                    f"vision weights `ucat train` wrote, e.g. RUN/final.safetensors")
         out["checkpoint"] = "sha256:" + hashes(spec.checkpoint)
     return out
 
