@@ -228,7 +228,7 @@ def test_no_unused_forward_passes(parts, batch, name, trainable, frozen):
 
 
 @pytest.mark.parametrize("name", sorted(METHODS.names()))
-def test_reference_frozen_grads_clean_and_one_step_lowers_loss(parts, batch, name):
+def test_reference_frozen_grads_clean_and_one_step_lowers_loss(parts, batch, name, tiny_bundle):
     clf, ref = parts
     x, _, y = batch
     ref_before = copy.deepcopy(ref.state_dict())
@@ -238,6 +238,8 @@ def test_reference_frozen_grads_clean_and_one_step_lowers_loss(parts, batch, nam
     attack = PGD(eps=1 / 255, step_size=1 / 255, steps=2, random_start=False)
     opts = {"steps": 2} if name == "fare" else {}
     m = create_method(name, clf, ref, attack, **opts).train()
+    if hasattr(m, "bind_text"):                # comp-tga embeds its non-class prompts
+        m.bind_text(tiny_bundle)
     assert not ref.training and all(not p.requires_grad for p in ref.parameters())
     params = list(clf.encoder.visual.parameters())
     # attack/forward must not touch .grad: pre-set sentinels survive the forward pass
@@ -267,7 +269,7 @@ def test_reference_frozen_grads_clean_and_one_step_lowers_loss(parts, batch, nam
 
 def test_create_method_errors(parts):
     clf, ref = parts
-    with pytest.raises(KeyError, match="known methods: clean, fare, pmg-aft, tecoa, tga-zsr, ucat"):
+    with pytest.raises(KeyError, match="known methods: clean, comp-tga, fare, pmg-aft, tecoa, tga-zsr, ucat"):
         create_method("trades", clf, ref, None)
     with pytest.raises(ValueError, match="has no option.*lamda.*tau="):
         create_method("ucat", clf, ref, FixedAttack(None), lamda=1.0)

@@ -13,6 +13,6 @@ Registered: ``ucat``, ``tecoa``, ``pmg-aft``, ``fare``, ``tga-zsr``, ``clean``.
 from .base import METHODS, Method, create_method, method_options
 
 # Importing the modules registers the methods.
-from . import clean, fare, pmg_aft, tecoa, tga_zsr, ucat  # noqa: F401,E402
+from . import clean, comp_tga, fare, pmg_aft, tecoa, tga_zsr, ucat  # noqa: F401,E402
 
 __all__ = ["METHODS", "Method", "create_method", "method_options"]
