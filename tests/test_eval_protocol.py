@@ -61,7 +61,7 @@ def test_uncertainty_keys_and_official_alpha_from_saved_logits(folder, tmp_path)
     res_dir = out / "ucat-tiny" / dataset_slug(str(folder))
     r = json.loads((res_dir / "none-eps0.json").read_text())
     assert r["uncertainty_alpha"] == "official" and "softplus" in r["alpha_form"]
-    assert r["protocol_overrides"]["uncertainty_alpha"] == "official"
+    assert "uncertainty_alpha" not in r["protocol_overrides"]           # quick's own alpha form
     for k in ("mean_mutual_information", "mean_vacuity", "mean_aleatoric", "mean_epistemic_official",
               "auroc_one_minus_max_prob"):
         assert k in r["clean"]
@@ -113,3 +113,32 @@ def test_demo_tables_come_from_the_report_code():
     results[0]["adv"]["mean_confidence"] = results[1]["adv"]["mean_confidence"] = 0.8
     phen = phenomenon(results)
     assert "accuracy drops" in phen["lines"][-1] and phen["averages"]["adv_ece"] == pytest.approx(0.2)
+
+
+def test_named_protocol_gives_every_default_and_records_overrides():
+    import argparse
+
+    from ucat.commands.eval import add_arguments, config_from_args
+    from ucat.protocols import protocol_defaults
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    cfg = config_from_args(p.parse_args(["--protocol", "ucat-paper"]))
+    for field, value in protocol_defaults("ucat-paper").items():
+        assert getattr(cfg, field) == value, field
+    assert cfg.protocol == "ucat-paper" and cfg.protocol_overrides == {}
+    cfg = config_from_args(p.parse_args(["--protocol", "ucat-paper", "--steps", "10", "--uncertainty-alpha", "ucat",
+                                         "--eps", "1"]))
+    assert cfg.steps == 10 and cfg.attacks == protocol_defaults("ucat-paper")["attacks"]
+    assert cfg.protocol_overrides == {"steps": 10, "uncertainty_alpha": "ucat"}   # eps 1 is the protocol's own
+
+
+def test_evalconfig_defaults_are_the_quick_protocol():
+    """A Python EvalConfig() and a plain `ucat eval` compute the same results (same keys): both are `quick`."""
+    from ucat.eval import EvalConfig
+    from ucat.protocols import protocol_defaults
+
+    cfg = EvalConfig()
+    assert cfg.protocol == "quick"
+    for field, value in protocol_defaults("quick").items():
+        assert getattr(cfg, field) == value, field

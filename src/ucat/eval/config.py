@@ -69,12 +69,12 @@ class EvalConfig:
     n_bins: int = 15
     binning: str = "width"
     temperature: float = 0.07                 # tau' of the Dirichlet uncertainty (UCAT)
-    uncertainty_alpha: str = "ucat"           # "official" | "ucat": ucat.uncertainty.ALPHA_FORMS
+    uncertainty_alpha: str = "official"       # "official" | "ucat": ucat.uncertainty.ALPHA_FORMS (as quick)
     num_workers: Union[int, str] = "auto"      # loader workers; auto = 0 on CPU, up to 16 per process on CUDA
     image_size: Optional[int] = None          # None: the model's own resolution
-    templates: Union[None, str, List[str]] = None   # None: the dataset builder's; "paper" | "ensemble" | a list
-    classnames: Optional[str] = None          # "official" | "clip"; None: the dataset builder's default
-    interpolation: Optional[str] = None       # "bilinear" | "bicubic"; None: the dataset builder's default
+    templates: Union[None, str, List[str]] = "paper"   # "paper" | "ensemble" | a list; None: the builder's
+    classnames: Optional[str] = "official"    # "official" | "clip"; None: the dataset builder's default
+    interpolation: Optional[str] = "bilinear"  # "bilinear" | "bicubic"; None: the dataset builder's default
     protocol: Optional[str] = "quick"         # the named protocol the defaults came from (these defaults: quick)
     protocol_overrides: Dict[str, Any] = field(default_factory=dict)   # settings that differ from it
     plots: bool = True
