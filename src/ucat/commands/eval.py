@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-from .. import protocols
 from ..config import parse_cli_value
 from ..io import to_jsonable
+from ..protocols import list_protocols, protocol_defaults
 from ..eval.config import CLASSNAMES, INTERPOLATIONS, EvalConfig, ModelSpec
 from ..eval.estimate import print_estimate
 from ..eval.evaluator import run_eval
@@ -78,8 +78,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 def _attack_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("attacks (sizes in 1/255 units; defaults: the protocol's)")
     g.add_argument("--protocol", default=DEFAULT_PROTOCOL,
-                   help="named evaluation protocol giving every default below (quick, ucat-paper, robustvlm; "
-                        "default %(default)s); flags you give override it and are recorded")
+                   help=f"named evaluation protocol giving every default below ({', '.join(list_protocols())}; "
+                        "default %(default)s; see docs/protocols.md); flags you give override it and are recorded")
     g.add_argument("--attacks", nargs="+", default=None,
                    help="pgd, pgd-l2, cw, aa-paper, aa-standard, uncertainty, none (quick: pgd)")
     g.add_argument("--eps", nargs="+", default=None, help="perturbation size(s) in 1/255 units (quick: 1)")
@@ -150,16 +150,6 @@ def _parse_size(value: Any, name: str, norm: str) -> float:
     return parse_eps(value, name)
 
 
-def protocol_settings(name: str) -> Dict[str, Any]:
-    """The protocol's EvalConfig defaults (:func:`ucat.protocols.protocol_defaults`)."""
-    defaults = getattr(protocols, "protocol_defaults", None)
-    if defaults is None:                                     # ucat.protocols without its registry entries yet
-        if name != DEFAULT_PROTOCOL:
-            raise KeyError(f"unknown protocol {name!r}; known protocols: {DEFAULT_PROTOCOL}")
-        return {}
-    return dict(defaults(name))
-
-
 def _given(args: argparse.Namespace) -> Dict[str, Any]:
     """The protocol fields set by a flag (or --config), converted to EvalConfig values."""
     given: Dict[str, Any] = {}
@@ -179,7 +169,7 @@ def _given(args: argparse.Namespace) -> Dict[str, Any]:
 
 def resolve_protocol(args: argparse.Namespace) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     """(the protocol fields of the EvalConfig, the ones a flag overrode with a different value)."""
-    base = protocol_settings(args.protocol)
+    base = protocol_defaults(args.protocol)
     given = _given(args)
     fields = {f: base[f] for f in PROTOCOL_FIELDS if f in base}
     for f in ("datasets", "attacks", "eps"):
