@@ -131,6 +131,14 @@ def test_named_protocol_gives_every_default_and_records_overrides():
                                          "--eps", "1"]))
     assert cfg.steps == 10 and cfg.attacks == protocol_defaults("ucat-paper")["attacks"]
     assert cfg.protocol_overrides == {"steps": 10, "uncertainty_alpha": "ucat"}   # eps 1 is the protocol's own
+    # -A merges into the protocol's attack options key by key (it never drops the protocol's others)
+    base = protocol_defaults("ucat-paper")["attack_options"]
+    cfg = config_from_args(p.parse_args(["--protocol", "ucat-paper", "-A", "aa-paper.n_iter=5"]))
+    assert cfg.attack_options["aa-paper"]["n_iter"] == 5
+    for attack, opts in base.items():
+        for key, value in opts.items():
+            if (attack, key) != ("aa-paper", "n_iter"):
+                assert cfg.attack_options[attack][key] == value, (attack, key)
 
 
 def test_evalconfig_defaults_are_the_quick_protocol():

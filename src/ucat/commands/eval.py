@@ -175,6 +175,11 @@ def resolve_protocol(args: argparse.Namespace) -> Tuple[Dict[str, Any], Dict[str
     for f in ("datasets", "attacks", "eps"):
         if f in fields and fields[f] is not None:
             fields[f] = list(fields[f])
+    if isinstance(given.get("attack_options"), dict):      # -A merges into the protocol's options, key by key
+        merged = {a: dict(o) for a, o in (fields.get("attack_options") or {}).items()}
+        for attack, opts in given["attack_options"].items():
+            merged.setdefault(attack, {}).update(opts)
+        given["attack_options"] = merged
     overrides = {f: v for f, v in given.items() if fields.get(f, getattr(_D, f)) != v}
     fields.update(given)
     return to_jsonable(fields), to_jsonable(overrides)
