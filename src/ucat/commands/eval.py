@@ -21,7 +21,8 @@ from typing import Any, Dict, List, Tuple
 from ..config import parse_cli_value
 from ..io import to_jsonable
 from ..protocols import list_protocols, protocol_defaults
-from ..eval.config import CLASSNAMES, INTERPOLATIONS, EvalConfig, ModelSpec
+from ..eval.config import (CALIBRATION_FITS, CALIBRATION_SETTINGS, CALIBRATIONS, CLASSNAMES, INTERPOLATIONS,
+                           EvalConfig, ModelSpec)
 from ..eval.estimate import print_estimate
 from ..eval.evaluator import run_eval
 from ..eval.report import summary_table
@@ -117,12 +118,29 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="print the run's time and peak memory, from one timed batch per attack, and exit")
 
 
+def _calibration_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("post-hoc calibration (the temperature-scaling baseline)")
+    g.add_argument("--calibrate", choices=CALIBRATIONS, default=None,
+                   help="fit one temperature by NLL on images never evaluated; every result gains a 'calibrated' block")
+    g.add_argument("--calibration-setting", choices=CALIBRATION_SETTINGS, default=_D.calibration_setting,
+                   help="oracle: a held-out part of each dataset; zero-shot: one temperature from --calibration-data")
+    g.add_argument("--calibration-fit", choices=CALIBRATION_FITS, default=_D.calibration_fit,
+                   help="fit on clean or on adversarial logits (default %(default)s)")
+    g.add_argument("--calibration-fraction", type=float, default=_D.calibration_fraction,
+                   help="oracle: share of each dataset held out for the fit (default %(default)s)")
+    g.add_argument("--calibration-data", default=None,
+                   help="zero-shot: the calibration set (e.g. tinyimagenet with --calibration-split train)")
+    g.add_argument("--calibration-split", default=None, help="zero-shot: its split")
+    g.add_argument("--calibration-n", type=int, default=_D.calibration_n, help="zero-shot: images used (seeded subset)")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="YAML file of defaults (keys = flag names); flags override it")
     _model_args(p)
     _data_args(p)
     _attack_args(p)
     _run_args(p)
+    _calibration_args(p)
 
 
 def model_specs(args: argparse.Namespace) -> List[ModelSpec]:
@@ -192,7 +210,10 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         batch_size=args.batch_size, device=args.device, precision=args.precision, seed=args.seed, out=args.out,
         save_logits=args.save_logits, n_bins=args.n_bins, binning=args.binning, temperature=args.temperature,
         num_workers=args.num_workers, image_size=args.image_size, plots=args.plots, progress=args.progress,
-        resume=args.resume, protocol=args.protocol, protocol_overrides=overrides, **fields)
+        resume=args.resume, protocol=args.protocol, protocol_overrides=overrides, calibrate=args.calibrate,
+        calibration_setting=args.calibration_setting, calibration_fit=args.calibration_fit,
+        calibration_fraction=args.calibration_fraction, calibration_data=args.calibration_data,
+        calibration_split=args.calibration_split, calibration_n=args.calibration_n, **fields)
 
 
 def run(args: argparse.Namespace) -> int:

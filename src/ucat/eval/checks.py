@@ -32,7 +32,7 @@ def non_finite_keys(result: Dict[str, Any]) -> List[str]:
     bad = []
     for split in SPLITS:
         for m in METRICS:
-            if m.derived:
+            if m.derived or (m.fn is None and m.key not in result[split]):   # filled on request only
                 continue
             v = result[split].get(m.key)
             if not isinstance(v, (int, float)) or not math.isfinite(v):

@@ -19,6 +19,9 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 BINNINGS = ("width", "mass")
 CLASSNAMES = ("official", "clip")
 INTERPOLATIONS = ("bilinear", "bicubic")
+CALIBRATIONS = ("temperature",)
+CALIBRATION_SETTINGS = ("oracle", "zero-shot")
+CALIBRATION_FITS = ("clean", "adversarial")
 
 
 @dataclass
@@ -77,6 +80,13 @@ class EvalConfig:
     interpolation: Optional[str] = "bilinear"  # "bilinear" | "bicubic"; None: the dataset builder's default
     protocol: Optional[str] = "quick"         # the named protocol the defaults came from (these defaults: quick)
     protocol_overrides: Dict[str, Any] = field(default_factory=dict)   # settings that differ from it
+    calibrate: Optional[str] = None           # "temperature": post-hoc temperature scaling (ucat.eval.calibrate)
+    calibration_setting: str = "oracle"       # "oracle" (held-out part of each dataset) | "zero-shot" (a named set)
+    calibration_fit: str = "clean"            # fit T on "clean" or "adversarial" logits of the fitting images
+    calibration_fraction: float = 0.2         # oracle: share of each evaluated dataset held out to fit T
+    calibration_data: Optional[str] = None    # zero-shot: the calibration dataset (never an evaluated one)
+    calibration_split: Optional[str] = None   # zero-shot: its split (None: the dataset's protocol split)
+    calibration_n: Optional[int] = 1000       # zero-shot: a seeded subset of it (None: all)
     plots: bool = True
     progress: bool = True
     resume: bool = True
@@ -105,6 +115,26 @@ def _sizes(cfg: EvalConfig) -> None:
         raise ConfigError("step_size", f"must be a finite size > 0 in 1/255 units, got {cfg.step_size!r}")
 
 
+def _calibration(cfg: EvalConfig) -> None:
+    if cfg.calibrate is None:
+        return
+    _choice("calibrate", cfg.calibrate, CALIBRATIONS)
+    _choice("calibration_setting", cfg.calibration_setting, CALIBRATION_SETTINGS)
+    _choice("calibration_fit", cfg.calibration_fit, CALIBRATION_FITS)
+    if not 0 < cfg.calibration_fraction < 1:
+        raise ConfigError("calibration_fraction", f"must be in (0, 1), got {cfg.calibration_fraction}")
+    if cfg.calibration_setting == "zero-shot":
+        if not cfg.calibration_data:
+            raise ConfigError("calibration_data", "is empty: the zero-shot temperature needs a calibration set "
+                                                  "(e.g. the training distribution's held-out split)")
+        if cfg.calibration_data in cfg.datasets and (cfg.calibration_split or None) == (cfg.split or None):
+            raise ConfigError("calibration_data", f"{cfg.calibration_data!r} is also evaluated (same split): the "
+                                                  f"calibration images must never be evaluated; name another set "
+                                                  f"or another split")
+        if cfg.calibration_n is not None and cfg.calibration_n < 20:
+            raise ConfigError("calibration_n", f"must be >= 20 images to fit a temperature, got {cfg.calibration_n}")
+
+
 def validate(cfg: EvalConfig) -> None:
     """Refuse every setting that cannot run, naming the parameter (before anything is loaded)."""
     if not cfg.models:
@@ -130,6 +160,7 @@ def validate(cfg: EvalConfig) -> None:
     if not (isinstance(cfg.temperature, (int, float)) and math.isfinite(cfg.temperature) and cfg.temperature > 0):
         raise ConfigError("temperature", f"must be a finite number > 0, got {cfg.temperature!r}")
     _sizes(cfg)
+    _calibration(cfg)
     labels = [m.label for m in cfg.models]
     if len(set(labels)) != len(labels):
         raise ConfigError("label", f"model labels must be unique, got {labels}")

@@ -36,6 +36,8 @@ from ..models import ZeroShotClassifier, load_clip
 from ..models.checkpoint import load_vision_weights
 from ..units import EPS_UNIT, to_fraction
 from . import results as R
+from ..calibration import fit_temperature
+from .calibrate import calibrated_block, oracle_split
 from .checks import cross_checks
 from .config import EvalConfig, ModelSpec, validate
 from .plots import reliability_diagram, uncertainty_histogram
@@ -68,6 +70,7 @@ class Evaluator:
         self.out = Path(cfg.out)
         self.hashes = R.FileHashes(self.out)
         self._data_fingerprints: Dict[str, Dict[str, Any]] = {}
+        self._fits: Dict[Tuple[Any, ...], Dict[str, Any]] = {}      # zero-shot temperatures, per model (and attack)
         self.versions = package_versions()
 
     # ---- settings
@@ -212,9 +215,11 @@ class Evaluator:
                 seed_parts = (job.spec.label, job.dataset, attack_name, eps)
                 adv = merge(self.logits(job.clf, job.ds, attack, seed_parts, f"{tag} {title(attack_name, eps)}"),
                             self.info)
+                self._zero_shot_fit(job, attack, attack_name, eps)            # collective: every rank
                 if self.info.is_main:
                     res, scores = build_result(job, c, attack_name, eps, self.step_size(eps), attack, clean, adv,
                                                time.time() - t0)
+                    self._calibrate(res, job, attack_name, eps, clean, adv)
                     res.update({"world_size": self.info.world_size, "key": plan.keys[(attack_name, eps)],
                                 "versions": self.versions})
                     self._write(self.result_path(job.spec.label, job.dataset, attack_name, eps), res, clean, adv,
@@ -225,6 +230,56 @@ class Evaluator:
         finally:
             for lock in locks.values():
                 lock.release()
+
+    # ---- temperature scaling (ucat.eval.calibrate)
+    def _zero_shot_fit(self, job: Job, attack, attack_name: str, eps: float) -> None:
+        """Fit the zero-shot temperature of this model (and attack, when fitted on adversarial logits) once."""
+        c = self.cfg
+        if not c.calibrate or c.calibration_setting != "zero-shot":
+            return
+        adversarial = c.calibration_fit == "adversarial"
+        key = (job.spec.label,) + ((attack_name, eps) if adversarial else ())
+        if key in self._fits:
+            return
+        kw = {k: getattr(c, k) for k in ("classnames", "interpolation") if getattr(c, k) is not None}
+        ds = build_dataset(c.calibration_data, root=c.data_root, split=c.calibration_split,
+                           image_size=c.image_size or job.bundle.image_size, **kw)
+        ds = subsample(ds, c.calibration_n, seed=c.seed + 1)
+        clf = self.classifier(job.bundle, ds)
+        parts = ("calibration", job.spec.label, c.calibration_data, attack_name, eps)
+        fit_pass = merge(self.logits(clf, ds, attack if adversarial else None, parts, f"calibration {key}"), self.info)
+        if self.info.is_main:
+            self._fits[key] = {**fit_temperature(fit_pass.logits, fit_pass.labels), "dataset": c.calibration_data,
+                               "split": getattr(ds, "split", c.calibration_split)}
+        else:
+            self._fits[key] = {}
+
+    def _calibrate(self, res: Dict[str, Any], job: Job, attack_name: str, eps: float, clean: PassLogits,
+                   adv: PassLogits) -> None:
+        """Add the ``calibrated`` block and the temperature-scaled ECE columns to a result (rank 0)."""
+        c = self.cfg
+        if not c.calibrate:
+            return
+        if not (torch.isfinite(clean.logits).all() and torch.isfinite(adv.logits).all()):
+            res["calibrated"] = {"method": "temperature", "skipped": "non-finite logits (see non_finite)"}
+            return
+        described: Dict[str, Any] = {"setting": c.calibration_setting, "fit": c.calibration_fit}
+        if c.calibration_setting == "oracle":
+            fit_idx, ev = oracle_split(len(clean.labels), c.calibration_fraction, c.seed)
+            src = clean if c.calibration_fit == "clean" else adv
+            fit = fit_temperature(src.logits[fit_idx], src.labels[fit_idx])
+            described["split"] = {"held_out_fraction": c.calibration_fraction, "seed": c.seed,
+                                  "n_fit": int(len(fit_idx)), "n_evaluated": int(len(ev))}
+        else:
+            key = (job.spec.label,) + ((attack_name, eps) if c.calibration_fit == "adversarial" else ())
+            fit = self._fits[key]
+            ev = torch.arange(len(clean.labels))
+            described["calibration_data"] = {"dataset": fit["dataset"], "split": fit["split"], "n": fit["n"]}
+        block = calibrated_block(fit, (clean.logits[ev], clean.labels[ev]), (adv.logits[ev], adv.labels[ev]),
+                                 c.n_bins, c.binning, described)
+        res["calibrated"] = block
+        res["clean"]["ece_temperature_scaled"] = block["clean"]["after"]["ece"]
+        res["adv"]["ece_temperature_scaled"] = block["adv"]["after"]["ece"]
 
     def _write(self, path: Path, res: Dict[str, Any], clean: PassLogits, adv: PassLogits,
                scores: Dict[str, Dict[str, torch.Tensor]]) -> None:

@@ -159,6 +159,10 @@ _SETTINGS = ("split", "steps", "step_size", "norm", "restarts", "n_samples", "se
              "interpolation", "batch_size")
 
 
+_CALIBRATION = ("calibrate", "calibration_setting", "calibration_fit", "calibration_fraction", "calibration_data",
+                "calibration_split", "calibration_n")
+
+
 def result_key(cfg: EvalConfig, spec: ModelSpec, dataset: str, attack: str, eps: float,
                weights: Dict[str, Any], data: Dict[str, Any]) -> Dict[str, Any]:
     """Everything the numbers of one result depend on."""
@@ -166,6 +170,8 @@ def result_key(cfg: EvalConfig, spec: ModelSpec, dataset: str, attack: str, eps:
            "data": data, "protocol": cfg.protocol, "attack": attack, "eps": eps,
            "attack_options": cfg.attack_options.get(attack, {})}
     key.update({k: getattr(cfg, k) for k in _SETTINGS})
+    if cfg.calibrate:                   # only then: results without it keep their keys
+        key["calibration"] = {k: getattr(cfg, k) for k in _CALIBRATION}
     return to_jsonable(key)
 
 

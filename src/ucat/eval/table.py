@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 import torch
 
+from .. import calibration as K
 from .. import metrics as M
 from ..uncertainty import logit_uncertainty
 
@@ -40,6 +41,10 @@ class Split:
     @cached_property
     def calibration(self) -> Dict[str, Any]:
         return M.calibration_report(self.logits, self.labels, self.n_bins, self.binning)
+
+    @cached_property
+    def probs(self) -> torch.Tensor:
+        return torch.softmax(self.logits.double(), -1)                               # (N, C)
 
     @cached_property
     def errors(self) -> torch.Tensor:
@@ -65,7 +70,7 @@ class Metric:
     """
 
     key: str
-    fn: Callable[[Any], float]
+    fn: Optional[Callable[[Any], float]]     # None: filled in by the evaluator (temperature-scaled values)
     columns: Tuple[str, ...]
     headings: Tuple[str, ...]
     percent: bool = False
@@ -103,6 +108,11 @@ def _aurc(score: str) -> Callable[[Split], float]:
     return lambda sp: M.aurc(sp.scores[score], sp.errors)
 
 
+def _cal(fn: Callable[..., float], binned: bool = True) -> Callable[[Split], float]:
+    """A :mod:`ucat.calibration` estimator of softmax(logits) (with the run's bins where it takes them)."""
+    return lambda sp: fn(sp.probs, sp.labels, sp.n_bins, sp.binning) if binned else fn(sp.probs, sp.labels, sp.n_bins)
+
+
 def _h(row: Dict[str, Any]) -> float:
     return M.harmonic_mean(row["clean_acc"], row["robust_acc"])
 
@@ -129,6 +139,16 @@ METRICS: Tuple[Metric, ...] = (
            False, frozenset({"csv", "md:adv"})),
     Metric("aurc_one_minus_max_prob", _aurc("one_minus_max_prob"), _pair("aurc"), ("Clean AURC", "Adv AURC"),
            False, frozenset({"csv"})),
+    Metric("rms_calibration_error", _cal(K.rms_calibration_error), _pair("rmsce"), ("Clean RMSCE", "Adv RMSCE"),
+           True, frozenset({"csv"})),
+    Metric("adaptive_ece", _cal(K.adaptive_ece, False), _pair("adaptive_ece"), ("Clean AdaECE", "Adv AdaECE"),
+           True, frozenset({"csv"})),
+    Metric("classwise_ece", _cal(K.classwise_ece, False), _pair("classwise_ece"), ("Clean cwECE", "Adv cwECE"),
+           True, frozenset({"csv"})),
+    Metric("debiased_l2_calibration_error", _cal(K.debiased_l2_calibration_error, False), _pair("debiased_l2"),
+           ("Clean dL2", "Adv dL2"), True, frozenset({"csv"})),
+    Metric("ece_temperature_scaled", None, _pair("ece_ts"), ("Clean ECE (TS)", "Adv ECE (TS)"), True,
+           frozenset({"csv", "md"})),
     Metric("mean_confidence", _mean("confidence"), _pair("confidence"), ("Clean conf.", "Adv conf."), False),
     Metric("mean_predictive", _mean("predictive"), _pair("predictive"), ("Clean PU", "Adv PU"), False),
     Metric("mean_vacuity", _mean("vacuity"), _pair("vacuity"), ("Clean EU", "Adv EU"), False),
@@ -165,7 +185,7 @@ def measure(logits: torch.Tensor, labels: torch.Tensor, scores: Dict[str, torch.
             binning: str = "width") -> Dict[str, Any]:
     """Every metric of :data:`METRICS` over one whole pass, and its reliability bins."""
     sp = Split(logits, labels, scores, n_bins, binning)
-    out: Dict[str, Any] = {m.key: m.fn(sp) for m in METRICS if not m.derived}
+    out: Dict[str, Any] = {m.key: m.fn(sp) for m in METRICS if not m.derived and m.fn is not None}
     out["reliability"] = M.reliability_bins(torch.softmax(sp.logits.double(), -1), labels, n_bins, binning)
     return out
 
