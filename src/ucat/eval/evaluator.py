@@ -40,6 +40,7 @@ from ..calibration import fit_temperature
 from .calibrate import calibrated_block, oracle_split
 from .checks import cross_checks
 from .config import EvalConfig, ModelSpec, validate
+from .interop import write_clip_benchmark, write_report
 from .plots import reliability_diagram, uncertainty_histogram
 from .record import Job, build_result, title
 from .report import write_summary
@@ -295,7 +296,8 @@ class Evaluator:
                 with open(tmp, "wb") as fh:
                     np.savez_compressed(fh, index=clean.index.numpy(), labels=clean.labels.numpy(),
                                         clean=clean.logits.numpy(), adv=adv.logits.numpy())
-        save_json(path, res)
+        write_clip_benchmark(path, res, clean, adv)
+        save_json(path, res)   # last: its presence marks the result finished
 
     # ---- the run
     def _model(self, spec: ModelSpec, datasets: List[str]) -> List[Dict[str, Any]]:
@@ -333,6 +335,7 @@ class Evaluator:
             self.out.mkdir(parents=True, exist_ok=True)
             save_json(self.out / "eval_config.json", {"config": c, "versions": self.versions, "eps_unit": EPS_UNIT})
             write_summary(all_results, self.out)
+            write_report(all_results, self.out)
         barrier(self.info)
         _refuse_non_finite(all_results)
         return all_results

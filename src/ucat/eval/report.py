@@ -83,7 +83,7 @@ def summary_csv(results: Iterable[Dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def _present(v: Any) -> bool:
+def present(v: Any) -> bool:
     return v is not None and not (isinstance(v, float) and v != v)
 
 
@@ -94,7 +94,7 @@ def markdown_table(rows: Sequence[Dict[str, Any]], lead: Sequence[Tuple[str, str
 
     Columns the evaluator fills only on request (temperature-scaled values) are left out when no row has one.
     """
-    cols = [c for c in cols if c.metric.fn is not None or any(_present(r.get(c.name)) for r in rows)]
+    cols = [c for c in cols if c.metric.fn is not None or any(present(r.get(c.name)) for r in rows)]
     heads = [h for h, _, _ in lead] + [c.demo_heading if demo else c.heading for c in cols] + [h for h, _, _ in trail]
     aligns = [a for _, a, _ in lead] + ["---:"] * len(cols) + [a for _, a, _ in trail]
     lines = ["| " + " | ".join(heads) + " |", "|" + "|".join(aligns) + "|"]
