@@ -16,10 +16,10 @@ from typing import Any, Dict, List, Optional, Sequence
 from .io import atomic_write_text
 
 _STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:72rem;
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:100rem;
      color:#1b1b1b;padding:0 1rem}
 h1{font-size:1.5rem} h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
-table{border-collapse:collapse;margin:.6rem 0;font-size:.86rem}
+div.wide{overflow-x:auto} table{border-collapse:collapse;margin:.6rem 0;font-size:.86rem}
 th,td{padding:.25rem .55rem;border-bottom:1px solid #e4e4e4;text-align:right;white-space:nowrap}
 th{background:#f3f3f3;cursor:pointer;user-select:none;position:sticky;top:0}
 th:first-child,td:first-child{text-align:left}
@@ -89,8 +89,8 @@ def _table(t: Table) -> str:
         cls = ' class="avg"' if i in set(t.average_rows) else ""
         body.append(f"<tr{cls}>" + "".join(_cell(v, k) for v, k in zip(row, keys)) + "</tr>")
     note = f'<p class="meta">{html.escape(t.note)}</p>' if t.note else ""
-    return (f"<h2>{html.escape(t.title)}</h2><table class=\"sortable\"><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>{note}")
+    return (f"<h2>{html.escape(t.title)}</h2><div class=\"wide\"><table class=\"sortable\"><thead><tr>{head}</tr>"
+            f"</thead><tbody>{''.join(body)}</tbody></table></div>{note}")
 
 
 def _figure(path: Path) -> str:
