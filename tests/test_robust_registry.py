@@ -52,3 +52,10 @@ def test_a_published_shape_file_loads_once_present(tmp_path, monkeypatch, tiny_b
         assert torch.equal(v, visual[k])
     clf = ZeroShotClassifier.from_bundle(bundle, ["a", "b"], ["{}"])
     assert torch.isfinite(clf(torch.rand(2, 3, 32, 32))).all()
+
+
+def test_ucat_eval_by_name_says_what_to_fetch(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(R.ENV_WEIGHTS, str(tmp_path / "weights"))
+    assert main(["eval", "--model", "tecoa4-b32", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "vitb32_tecoa_eps_4.pt" in err and str(tmp_path / "weights") in err and not (tmp_path / "out").exists()

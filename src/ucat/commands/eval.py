@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Tuple
 
 from ..config import parse_cli_value
 from ..io import to_jsonable
+from ..models.robust import ROBUST, resolve_robust
 from ..protocols import list_protocols, protocol_defaults
 from ..eval.config import (CALIBRATION_FITS, CALIBRATION_SETTINGS, CALIBRATIONS, CLASSNAMES, INTERPOLATIONS,
                            EvalConfig, ModelSpec)
@@ -51,7 +52,9 @@ class _AttackOptions(argparse.Action):
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="ucat-world", help="open_clip architecture or shipped model (default %(default)s)")
+    g.add_argument("--model", default="ucat-world",
+                   help="open_clip architecture, shipped model, or a published robust checkpoint's name "
+                        "(ucat models --robust) (default %(default)s)")
     g.add_argument("--pretrained", default=None, help="pretrained tag (openai), local weights file or hf-hub id")
     g.add_argument("--checkpoint", nargs="+", default=None, metavar="FILE",
                    help="vision weights written by `ucat train` (several: one model each)")
@@ -147,6 +150,11 @@ def model_specs(args: argparse.Namespace) -> List[ModelSpec]:
     ckpts = args.checkpoint or []
     if isinstance(ckpts, str):
         ckpts = [ckpts]
+    if args.model in ROBUST:                      # a published robust checkpoint by name (ucat models --robust)
+        if ckpts or args.pretrained:
+            raise ValueError(f"--model {args.model} names a published checkpoint; drop --checkpoint/--pretrained")
+        arch, pretrained, checkpoint = resolve_robust(args.model)
+        return [ModelSpec(args.label or args.model, arch, pretrained, checkpoint)]
     if not ckpts:
         return [ModelSpec(args.label or args.model, args.model, args.pretrained, None)]
     specs = []
