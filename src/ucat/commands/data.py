@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 
 from .. import protocols
 from ..data import (CLASSNAME_KINDS, COLLECTIONS, DATASETS, benchmark_meta, benchmark_prompts, build_dataset,
@@ -49,6 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dl.add_argument("names", nargs="+", help="dataset names or collections")
     dl.add_argument("--data-root", default=None, help="where to put them ('{dataset}' allowed); default $UCAT_DATA")
     dl.add_argument("--split", default=None, help="split to fetch (default: each dataset's protocol split)")
+
+
+def _emit(lines) -> None:
+    """Print lines; a reader that stops early (``| head``) ends the output quietly, as the Python docs advise."""
+    try:
+        sys.stdout.write("".join(f"{ln}\n" for ln in lines))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,7 +115,7 @@ def _classes(args: argparse.Namespace) -> int:
         lines = [p for per_class in benchmark_prompts(info.name, kind, templates) for p in per_class]
     else:
         lines = classnames(info.name, kind)
-    print("\n".join(lines))
+    _emit(lines)
     return 0
 
 
@@ -127,9 +138,7 @@ def _show(name: str, which: str, kind: str = "official") -> int:
     else:
         print(f"templates ({which}, {len(templates)}): " + " | ".join(templates))
     source = meta.get("clip_source", meta["source"]) if kind == "clip" else meta["source"]
-    print(f"class names ({kind}; source: {source}):")
-    for i, c in enumerate(names):
-        print(f"  {i:4d} {c}")
+    _emit([f"class names ({kind}; source: {source}):"] + [f"  {i:4d} {c}" for i, c in enumerate(names)])
     return 0
 
 
