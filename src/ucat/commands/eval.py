@@ -26,7 +26,7 @@ from ..eval.config import (CALIBRATION_FITS, CALIBRATION_SETTINGS, CALIBRATIONS,
                            EvalConfig, ModelSpec)
 from ..eval.estimate import print_estimate
 from ..eval.evaluator import run_eval
-from ..eval.report import summary_table
+from ..eval.report import summary_markdown
 from ..uncertainty import ALPHA_FORMS
 from ..units import parse_eps
 
@@ -233,6 +233,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     results = run_eval(cfg)
     if results:                                   # rank 0 (other ranks get an empty list)
-        print(summary_table(results))
+        print(summary_markdown(results))
         print(f"results in {cfg.out}/ (summary.md, summary.csv, one JSON per model/dataset/attack)", file=sys.stderr)
     return 0

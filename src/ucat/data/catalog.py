@@ -9,8 +9,10 @@ or in ``benchmarks.py``.
 """
 from __future__ import annotations
 
+from ..world import multilabel
 from ..world import tasks as world
 from ..world.scenes import IMAGE_SIZE
+from . import coco
 from . import benchmarks  # noqa: F401  (its @register_dataset decorators register the benchmarks)
 from . import imagenet  # noqa: F401  (registers the ImageNet family the same way)
 from .registry import register_collection, register_dataset
@@ -31,3 +33,28 @@ def _register_world_task(task: world.WorldTask) -> None:
 for _task in world.TASKS.values():
     _register_world_task(_task)
 register_collection("world-suite", world.SUITE)
+
+
+# ----------------------------------------------------------------------------- multi-label sets
+def _world_multilabel(root=None, split="test", transform=None, n=None, seed=0, **_ignored):
+    return multilabel.load_multilabel(split or "test", n=n, seed=seed)
+
+
+def _coco_check(root, split):
+    base = root / "coco2017" if (root / "coco2017").is_dir() else root
+    ann = base / "annotations" / f"instances_{split}2017.json"
+    return ann.is_file(), ann
+
+
+def _coco(root, split="val", transform=None, **_ignored):
+    return coco.coco2017(root, split, transform)
+
+
+register_dataset(multilabel.NAME, num_classes=6, layout="(generated in memory; no files)",
+                 how_to_get="nothing to get: generated procedurally from a seed", default_split="test",
+                 splits=("train", "val", "test"), needs_root=False,
+                 extra={"world": True, "multilabel": True, "image_size": IMAGE_SIZE,
+                        "description": "which shapes a 2-3 object scene holds (multi-label, 6 labels)"})(_world_multilabel)
+register_dataset("coco2017", num_classes=80, layout=coco.LAYOUT, how_to_get=coco.HOW_TO_GET, default_split="val",
+                 splits=("val", "train"), extra={"multilabel": True, "check": _coco_check, "resize": "crop",
+                                                 "loader": "ucat (own)"})(_coco)

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import ConfigError
 
-_ATTRS = ("classes", "templates", "prompts", "name", "split")
+_ATTRS = ("classes", "templates", "prompts", "name", "split", "multilabel")
 
 
 class SubsetDataset(Dataset):
@@ -99,8 +99,15 @@ def _collate(batch, fields: int):
         raise ValueError(f"collate: a dataset item has {len(bad[0])} fields, expected {fields} "
                          f"({'(image, label, index)' if fields == 3 else '(image, label)'})")
     images = torch.stack([torch.as_tensor(b[0]) for b in kept]).float()         # (B,3,H,W)
-    rest = [torch.as_tensor([int(b[k]) for b in kept], dtype=torch.long) for k in range(1, fields)]   # (B,) each
+    rest = [_stack_field([b[k] for b in kept]) for k in range(1, fields)]                 # (B,) or (B, C) each
     return (images, *rest, n_skipped)
+
+
+def _stack_field(values) -> torch.Tensor:
+    """int64 (B,) of integer labels / indices, or (B, C) of multi-hot targets (multi-label datasets)."""
+    if isinstance(values[0], torch.Tensor) and values[0].ndim >= 1:
+        return torch.stack([v.long() for v in values])
+    return torch.as_tensor([int(v) for v in values], dtype=torch.long)
 
 
 def collate_skip_unreadable(batch):

@@ -41,6 +41,7 @@ from .calibrate import calibrated_block, oracle_split
 from .checks import cross_checks
 from .config import EvalConfig, ModelSpec, validate
 from .interop import write_clip_benchmark, write_report
+from .multilabel import check_attacks, is_multilabel, multilabel_result
 from .plots import reliability_diagram, uncertainty_histogram
 from .record import Job, build_result, title
 from .report import write_summary
@@ -217,10 +218,14 @@ class Evaluator:
                 adv = merge(self.logits(job.clf, job.ds, attack, seed_parts, f"{tag} {title(attack_name, eps)}"),
                             self.info)
                 self._zero_shot_fit(job, attack, attack_name, eps)            # collective: every rank
-                if self.info.is_main:
+                if self.info.is_main and is_multilabel(job.ds):
+                    res, scores = multilabel_result(job, c, attack_name, eps, self.step_size(eps), attack, clean, adv,
+                                                    time.time() - t0), None
+                elif self.info.is_main:
                     res, scores = build_result(job, c, attack_name, eps, self.step_size(eps), attack, clean, adv,
                                                time.time() - t0)
                     self._calibrate(res, job, attack_name, eps, clean, adv)
+                if self.info.is_main:
                     res.update({"world_size": self.info.world_size, "key": plan.keys[(attack_name, eps)],
                                 "versions": self.versions})
                     self._write(self.result_path(job.spec.label, job.dataset, attack_name, eps), res, clean, adv,
@@ -236,7 +241,7 @@ class Evaluator:
     def _zero_shot_fit(self, job: Job, attack, attack_name: str, eps: float) -> None:
         """Fit the zero-shot temperature of this model (and attack, when fitted on adversarial logits) once."""
         c = self.cfg
-        if not c.calibrate or c.calibration_setting != "zero-shot":
+        if not c.calibrate or c.calibration_setting != "zero-shot" or is_multilabel(job.ds):
             return
         adversarial = c.calibration_fit == "adversarial"
         key = (job.spec.label,) + ((attack_name, eps) if adversarial else ())
@@ -287,7 +292,7 @@ class Evaluator:
         """Plots, logits, then the JSON (last: its presence marks the result finished)."""
         stem = path.with_suffix("")
         stem.parent.mkdir(parents=True, exist_ok=True)
-        if self.cfg.plots:
+        if self.cfg.plots and scores is not None:           # multi-label results have no reliability bins
             head = f"{res['model']} | {res['dataset']} | {title(res['attack'], res['eps'])}"
             reliability_diagram(res["clean"]["reliability"], res["adv"]["reliability"], f"{stem}_reliability.png", head)
             uncertainty_histogram(scores["clean"], scores["adv"], f"{stem}_uncertainty.png", head)
@@ -296,7 +301,8 @@ class Evaluator:
                 with open(tmp, "wb") as fh:
                     np.savez_compressed(fh, index=clean.index.numpy(), labels=clean.labels.numpy(),
                                         clean=clean.logits.numpy(), adv=adv.logits.numpy())
-        write_clip_benchmark(path, res, clean, adv)
+        if res.get("task") != "multilabel":
+            write_clip_benchmark(path, res, clean, adv)
         save_json(path, res)   # last: its presence marks the result finished
 
     # ---- the run
@@ -309,13 +315,16 @@ class Evaluator:
                 if bundle is None:
                     bundle, meta = self.load_model(spec)
                 ds = self.dataset(dataset, c.image_size or bundle.image_size)
+                if is_multilabel(ds):
+                    check_attacks(dataset, [a for a, _ in plan.todo])
                 job = Job(spec, dataset, bundle, meta, ds, self.classifier(bundle, ds))
                 self._evaluate_dataset(job, plan)
             elif self.info.is_main and c.progress:
                 print(f"{spec.label}/{dataset}: {len(plan.results)} finished result(s) found, skipped", file=sys.stderr)
             if self.info.is_main:
                 save = lambda key, res, d=dataset: save_json(self.result_path(spec.label, d, *key), res)  # noqa: E731
-                cross_checks(plan.results, f"{spec.label}/{dataset}", save)
+                if not any(r.get("task") == "multilabel" for r in plan.results.values()):
+                    cross_checks(plan.results, f"{spec.label}/{dataset}", save)
                 out.extend(plan.results[(a, e)] for a in c.attacks for e in self.eps_for(a) if (a, e) in plan.results)
         return out
 

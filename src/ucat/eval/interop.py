@@ -23,7 +23,8 @@ from .. import html
 from ..data.wds import CLIP_BENCHMARK_NAMES
 from ..io import save_json
 from . import results as R
-from .report import present, summary_rows
+from .multilabel import ROW_COLUMNS
+from .report import present, single_label, summary_rows
 from .sharding import PassLogits
 from .table import columns, fmt
 
@@ -52,7 +53,19 @@ def write_clip_benchmark(path: Path, res: Dict[str, Any], clean: PassLogits, adv
     save_json(path.with_name(path.stem + "_clip_benchmark.json"), clip_benchmark_record(res, clean, adv))
 
 
+def _multilabel_table(results: List[Dict[str, Any]]) -> List[html.Table]:
+    multi = [r for r in results if r.get("task") == "multilabel"]
+    if not multi:
+        return []
+    heads = ["Model", "Dataset", "Attack", "eps", "n"] + [f"{h} {sp}" for h, _, _ in ROW_COLUMNS for sp in ("clean", "adv")]
+    body = [[r["model"], r["dataset"], r["attack"], f"{r['eps']:g}/255", r["counts"]["n"],
+             *[f"{100 * f(r[sp]):.2f}" for _, _, f in ROW_COLUMNS for sp in ("clean", "adv")]] for r in multi]
+    return [html.Table("Multi-label results (%)", heads, body)]
+
+
 def _tables(results: List[Dict[str, Any]]) -> List[html.Table]:
+    multi = _multilabel_table(results)
+    results = single_label(results)
     rows, cols = summary_rows(results), columns("md")
     tables = []
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
@@ -66,14 +79,14 @@ def _tables(results: List[Dict[str, Any]]) -> List[html.Table]:
         avg = [i for i, r in enumerate(rs) if r["dataset"] == "Average"]
         tables.append(html.Table(f"{model} under {attack}, eps {eps:g}/255", ["Dataset", "n", *[c.heading for c in shown],
                                  "Checks"], body, keys, avg))
-    return tables
+    return tables + multi
 
 
 def write_report(results: Iterable[Dict[str, Any]], out: Path, title: str = "ucat eval") -> Path:
     """``report.html`` in ``out``: the summary tables, every result's figures, the protocol and versions."""
     results = list(results)
     figures: List[Path] = []
-    for r in results:
+    for r in single_label(results):
         stem = R.result_path(out, r["model"], r["dataset"], r["attack"], float(r["eps"])).with_suffix("")
         figures += [Path(f"{stem}_reliability.png"), Path(f"{stem}_uncertainty.png")]
     protocols = sorted({str(r.get("protocol")) for r in results})

@@ -36,7 +36,7 @@ def title(attack_name: str, eps: float) -> str:
     return f"{attack_name} eps={fmt_eps(eps)}"
 
 
-def _header(job: Job, cfg: EvalConfig, attack_name: str, eps: float, step: float, attack) -> Dict[str, Any]:
+def header(job: Job, cfg: EvalConfig, attack_name: str, eps: float, step: float, attack) -> Dict[str, Any]:
     spec, bundle = job.spec, job.bundle
     return {
         "model": spec.label, "arch": spec.model, "pretrained": bundle.pretrained, "checkpoint": spec.checkpoint,
@@ -61,7 +61,7 @@ def build_result(job: Job, cfg: EvalConfig, attack_name: str, eps: float, step: 
     s = job.clf.logit_scale
     scores = {name: pass_scores(p.logits, s, cfg.temperature, cfg.uncertainty_alpha)
               for name, p in (("clean", clean), ("adv", adv))}
-    res = _header(job, cfg, attack_name, eps, step, attack)
+    res = header(job, cfg, attack_name, eps, step, attack)
     res["attack_notes"] = list(adv.notes)
     res["counts"] = {"n": int(len(clean.labels)), "n_skipped": int(clean.n_skipped),
                      "n_classes": int(clean.logits.shape[1])}

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
 
 from ..io import atomic_write_text
 from ..units import EPS_UNIT, fmt_eps
+from .multilabel import multilabel_csv, multilabel_markdown
 from .table import Column, columns, fmt, row_values
 
 GroupKey = Tuple[str, str, float]      # (model, attack, eps)
@@ -119,7 +120,7 @@ def summary_table(results: Iterable[Dict[str, Any]]) -> str:
     misclassification AUROC of 1 - max prob on the adversarial images. When several models or
     attacks were evaluated, an overview of the averages comes first.
     """
-    results = list(results)
+    results = single_label(results)
     if not results:
         return "_no results_\n"
     rows = summary_rows(results)
@@ -143,9 +144,27 @@ def summary_table(results: Iterable[Dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def single_label(results: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The single-label results (multi-label ones have their own tables: :mod:`ucat.eval.multilabel`)."""
+    return [r for r in results if r.get("task") != "multilabel"]
+
+
 def write_summary(results: Iterable[Dict[str, Any]], out_dir: str | Path) -> None:
-    """Write ``summary.csv`` and ``summary.md`` in ``out_dir`` (atomically)."""
+    """Write ``summary.csv`` and ``summary.md`` (and ``summary_multilabel.csv``) in ``out_dir`` (atomically)."""
     results = list(results)
     out = Path(out_dir)
-    atomic_write_text(out / "summary.csv", summary_csv(results))
-    atomic_write_text(out / "summary.md", "# ucat eval summary\n\n" + summary_table(results))
+    multi = [r for r in results if r.get("task") == "multilabel"]
+    single = single_label(results)
+    atomic_write_text(out / "summary.csv", summary_csv(single))
+    if multi:
+        atomic_write_text(out / "summary_multilabel.csv", multilabel_csv(multi))
+    atomic_write_text(out / "summary.md", "# ucat eval summary\n\n" + summary_markdown(results))
+
+
+def summary_markdown(results: Iterable[Dict[str, Any]]) -> str:
+    """The body of ``summary.md``: the single-label tables, then the multi-label section (if any)."""
+    results = list(results)
+    multi = [r for r in results if r.get("task") == "multilabel"]
+    single = single_label(results)
+    md = summary_table(single) if single or not multi else ""
+    return md + ("\n" + multilabel_markdown(multi) if multi else "")

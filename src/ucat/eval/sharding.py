@@ -61,7 +61,10 @@ class _Indexed(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         item = self.dataset[i]
-        return None if item is None else (item[0], int(item[1]), i)
+        if item is None:
+            return None
+        label = item[1] if isinstance(item[1], torch.Tensor) and item[1].ndim >= 1 else int(item[1])   # multi-hot or int
+        return item[0], label, i
 
 
 def rank_batches(n: int, batch_size: int, info: DistInfo) -> List[Batch]:
