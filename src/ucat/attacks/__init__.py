@@ -11,8 +11,9 @@ from .autoattack import MIN_CLASSES, AutoAttackAdapter, AutoAttackPaper, AutoAtt
 from .uncertainty import SCORES, UncertaintyAttack, uncertainty_score
 from .composite import AdaptiveAutoAttack, CompositeLinf
 from .multilabel import MultiLabelCW, MultiLabelPGD
+from .calibration import CalibrationAttack
 
-__all__ = ["ATTACKS", "AdaptiveAutoAttack", "Attack", "CompositeLinf", "MultiLabelCW", "MultiLabelPGD", "AutoAttackAdapter", "AutoAttackPaper", "AutoAttackRobustVLM", "AutoAttackStandard",
+__all__ = ["ATTACKS", "CalibrationAttack", "AdaptiveAutoAttack", "Attack", "CompositeLinf", "MultiLabelCW", "MultiLabelPGD", "AutoAttackAdapter", "AutoAttackPaper", "AutoAttackRobustVLM", "AutoAttackStandard",
            "CW", "MIN_CLASSES", "PGD", "PGDL2", "SCORES", "UncertaintyAttack", "check_images", "check_options",
            "create_attack", "margin", "num_classes_of", "option_parameters", "pgd_perturb", "sample_correct",
            "uncertainty_score"]
