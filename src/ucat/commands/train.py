@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 from typing import Any, Dict
 
 from ..config import parse_cli_value
-from ..methods import METHODS
+from ..errors import ConfigError, UcatError
 from ..train import TrainingDiverged, train
 from ..train.config import OPTIMIZERS, SCHEDULES, SELECTIONS, TrainConfig
 
@@ -94,20 +95,34 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if opts is None:
         values["method_options"] = {}
     elif not isinstance(opts, dict):
-        raise ValueError(f"method_options must be a mapping of option: value, got {opts!r}")
+        raise UcatError(f"method_options (in --config) must be a mapping of option: value, got {opts!r}")
     if isinstance(values.get("templates"), str):
         values["templates"] = [values["templates"]]
     return TrainConfig(**values)
 
 
+# Parameters whose flag is not --<param-with-dashes>.
+_FLAGS = {"method_options": "-O"}
+
+
+def _flag_words(text: str) -> str:
+    """Parameter names with an underscore inside a library message (``val_fraction``) as flags."""
+    names = [f.name for f in dataclasses.fields(TrainConfig) if "_" in f.name]
+    return re.sub(r"(?<![-\w])(" + "|".join(names) + r")(?![\w])",
+                  lambda m: _FLAGS.get(m.group(1), "--" + m.group(1).replace("_", "-")), text)
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    METHODS.get(cfg.method)           # unknown method: KeyError listing the known ones
-    cfg.validate()
     try:
+        cfg.validate()
         result = train(cfg)
+    except ConfigError as e:
+        raise UcatError(_flag_words(e.for_flags(_FLAGS.get(e.param)))) from None
     except TrainingDiverged as e:
-        print(f"ucat train: stopped: {e}", file=sys.stderr)
+        hint = f" (continue from it with --resume {e.checkpoint})" if e.checkpoint else ""
+        print(f"ucat train: stopped: {e}{hint}. Try a lower --lr, --precision fp32, or --grad-clip 1.0.",
+              file=sys.stderr)
         return 1
     if result.export is not None:
         print(f"model: {result.export}")

@@ -7,12 +7,14 @@ mode whatever ``train()`` is called with, and returns its loss with named parts 
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, Optional
+import math
+from typing import Any, Callable, Dict, Mapping, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from ..registry import Registry
 
 METHODS: Registry = Registry("method")
@@ -89,21 +91,55 @@ def method_options(name: str) -> Dict[str, Any]:
             for k, p in sig.parameters.items() if k not in skip and p.kind == p.KEYWORD_ONLY}
 
 
-def create_method(name: str, classifier: nn.Module, reference: nn.Module, attack: Optional[Callable] = None,
-                  **options: Any) -> Method:
-    """Build a registered method by name.
+def check_method_options(name: str, options: Mapping[str, Any]) -> Dict[str, Any]:
+    """The one check of a method's options, before any model is built (``create_method`` and the
+    trainer's fail-fast check both call it).
 
-    Raises:
+    Returns the options as a plain dict. Raises:
         KeyError: unknown method (the message lists the known ones).
-        ValueError: an option the method does not take (the message lists the valid ones).
+        ConfigError (``method_options``): an option the method does not take (the valid ones are
+            listed), a non-number where the method takes a number, a non-finite number, or a
+            non-string where it takes a name.
     """
-    cls = METHODS.get(name)
-    valid = method_options(name)
+    valid = method_options(name)            # KeyError for an unknown method
+    if not isinstance(options, Mapping):
+        raise ConfigError("method_options", f"must be a mapping of option: value, got {options!r}")
     unknown = sorted(set(options) - set(valid))
     if unknown:
         listing = ", ".join(f"{k}={v!r}" for k, v in valid.items()) or "(none)"
-        raise ValueError(f"method {name!r} has no option(s) {', '.join(unknown)}; its options are: {listing}")
-    return cls(classifier, reference, attack, **options)
+        raise ConfigError("method_options", f"{', '.join(map(str, unknown))}: method {name!r} has no such "
+                                            f"option(s); its options are: {listing}")
+    hints = _option_types(name)
+    for key, value in options.items():
+        _check_option_value(name, key, value, hints.get(key, ""), valid[key])
+    return dict(options)
+
+
+def _option_types(name: str) -> Dict[str, str]:
+    sig = inspect.signature(METHODS.get(name).__init__)
+    return {k: str(p.annotation) for k, p in sig.parameters.items() if p.annotation is not inspect.Parameter.empty}
+
+
+def _check_option_value(method: str, key: str, value: Any, hint: str, default: Any) -> None:
+    numeric = "float" in hint or "int" in hint or (isinstance(default, (int, float)) and not isinstance(default, bool))
+    if value is None and (default is None or "None" in hint or "Optional" in hint):
+        return
+    if numeric and "str" not in hint:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError("method_options", f"{key}={value!r}: method {method!r} takes a number here "
+                                                f"(default {default!r})")
+        if not math.isfinite(value):
+            raise ConfigError("method_options", f"{key}={value!r}: must be a finite number")
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError("method_options", f"{key}={value!r}: method {method!r} takes a name here "
+                                            f"(default {default!r})")
+
+
+def create_method(name: str, classifier: nn.Module, reference: nn.Module, attack: Optional[Callable] = None,
+                  **options: Any) -> Method:
+    """Build a registered method by name; the options are checked by :func:`check_method_options`."""
+    cls = METHODS.get(name)
+    return cls(classifier, reference, attack, **check_method_options(name, options))
 
 
 def ce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -1,16 +1,29 @@
 """The training configuration: one typed dataclass, the same keys as the ``ucat train`` flags and
-the YAML recipes in ``configs/``. Perturbation sizes are in 1/255 units here (converted once,
-in the trainer, with ``ucat.units.to_fraction``)."""
+the YAML recipes in ``configs/``. Perturbation sizes are in 1/255 units here (converted to fractions
+once, where the trainer builds its attacks: ``ucat.train.trainer.make_attacks``)."""
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
+from ..data import num_workers_setting
+from ..errors import ConfigError
+from ..methods.base import check_method_options
 from ..units import parse_eps
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant")
 SELECTIONS = ("last", "best")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+# (name, lowest allowed value) of the whole-number settings, and of those that may also be None.
+_INTEGERS = (("epochs", 1), ("batch_size", 1), ("log_every", 1), ("attack_steps", 0), ("warmup_steps", 0),
+             ("last_n_blocks", 0), ("val_attack_steps", 0), ("checkpoint_every", 0), ("keep_checkpoints", 1),
+             ("seed", -2 ** 63))
+_OPTIONAL_INTEGERS = (("max_steps", 1), ("n_samples", 1))
 
 
 @dataclass
@@ -61,41 +74,70 @@ class TrainConfig:
     progress: bool = True                     # tqdm progress bar with ETA (rank 0)
 
     def validate(self) -> None:
-        """Refuse bad values with messages that name the fix."""
-        self.eps = parse_eps(self.eps, "--eps")
-        self.attack_step_size = parse_eps(self.attack_step_size, "--attack-step-size")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"--optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"--schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
-        if self.select not in SELECTIONS:
-            raise ValueError(f"--select {self.select!r}: choose one of {', '.join(SELECTIONS)}")
+        """Refuse bad values (:class:`ucat.errors.ConfigError` naming the parameter and the fix) and
+        normalize the good ones (numbers from text, eps in 1/255 units, ``num_workers``)."""
+        self.eps = _eps("eps", self.eps)
+        self.attack_step_size = _eps("attack_step_size", self.attack_step_size)
+        for name, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("select", SELECTIONS),
+                              ("precision", PRECISIONS)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(name, f"{getattr(self, name)!r}: choose one of {', '.join(choices)}")
+        for name, low in _INTEGERS:
+            setattr(self, name, _number(name, getattr(self, name), low, integer=True))
+        for name, low in _OPTIONAL_INTEGERS:
+            if getattr(self, name) is not None:
+                setattr(self, name, _number(name, getattr(self, name), low, integer=True))
+        self.lr = _number("lr", self.lr, 0.0, strict=True)
+        self.momentum = _number("momentum", self.momentum, 0.0)
+        self.weight_decay = _number("weight_decay", self.weight_decay, 0.0)
+        if self.grad_clip is not None:
+            self.grad_clip = _number("grad_clip", self.grad_clip, 0.0, strict=True)
+        self.val_fraction = _number("val_fraction", self.val_fraction, 0.0)
+        if not self.val_fraction < 1:
+            raise ConfigError("val_fraction", f"{self.val_fraction}: give a share in [0, 1), e.g. 0.02")
         if self.select == "best" and not self.val_fraction > 0:
-            raise ValueError("--select best needs a held-out split of the training data: set --val-fraction "
-                             "(e.g. 0.02); ucat never selects checkpoints on the zero-shot test sets")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"--val-fraction {self.val_fraction}: give a share in [0, 1), e.g. 0.02")
-        for name in ("epochs", "batch_size", "log_every"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"--max-steps must be >= 1, got {self.max_steps}")
-        if self.lr <= 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
-        if self.attack_steps < 0 or self.warmup_steps < 0 or self.last_n_blocks < 0:
-            raise ValueError("--attack-steps, --warmup-steps and --last-n-blocks must be >= 0")
-        if self.n_samples is not None and self.n_samples < 1:
-            raise ValueError(f"--n-samples must be >= 1, got {self.n_samples}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ValueError(f"--grad-clip must be > 0, got {self.grad_clip}")
-        from ..data import num_workers_setting
+            raise ConfigError("select", "best needs a held-out split of the training data: set val_fraction "
+                                        "(e.g. 0.02); ucat never selects checkpoints on the zero-shot test sets")
+        if self.method_options is None:
+            self.method_options = {}
+        self.method_options = check_method_options(self.method, self.method_options)
+        try:
+            self.num_workers = num_workers_setting(self.num_workers)
+        except ValueError:
+            raise ConfigError("num_workers", f"{self.num_workers!r}: give 'auto' or a whole number >= 0 "
+                                             f"(0 = load in the main process)") from None
+        _check_data_root(self.data_root)
 
-        self.num_workers = num_workers_setting(self.num_workers)
-        if self.data_root and "{dataset}" not in str(self.data_root):
-            import os
-            from pathlib import Path
 
-            roots = [r for r in str(self.data_root).split(os.pathsep) if r]   # several roots: a:b
-            if not any(Path(r).expanduser().is_dir() for r in roots):
-                raise FileNotFoundError(f"--data-root {self.data_root}: no such directory; point it at the "
-                                        f"folder holding your datasets (or set UCAT_DATA)")
+def _eps(name: str, value: Any) -> float:
+    """A perturbation size in 1/255 units (:func:`ucat.units.parse_eps`) as a ConfigError on ``name``."""
+    try:
+        return parse_eps(value, name)
+    except ValueError as e:
+        msg = str(e)
+        raise ConfigError(name, msg[len(name) + 1:] if msg.startswith(name + " ") else msg) from None
+
+
+def _number(name: str, value: Any, low: float, integer: bool = False, strict: bool = False) -> Any:
+    """``value`` as a finite number >= ``low`` (> ``low`` when ``strict``), an int when ``integer``."""
+    kind = "a whole number" if integer else "a finite number"
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(name, f"must be {kind}, got {value!r}") from None
+    if not math.isfinite(v) or (integer and not v.is_integer()):
+        raise ConfigError(name, f"must be {kind}, got {value!r}")
+    if v < low or (strict and v <= low):
+        raise ConfigError(name, f"must be {'>' if strict else '>='} {low:g}, got {value!r}")
+    return int(v) if integer else v
+
+
+def _check_data_root(data_root: Optional[str]) -> None:
+    if not data_root or "{dataset}" in str(data_root):
+        return
+    roots = [r for r in str(data_root).split(os.pathsep) if r]   # several roots: a:b
+    if not any(Path(r).expanduser().is_dir() for r in roots):
+        raise ConfigError("data_root", f"{data_root}: no such directory; point it at the folder holding your "
+                                       f"datasets (or set UCAT_DATA)")
