@@ -18,7 +18,9 @@ from typing import Callable, List, Optional, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
+from .checkpoint import save_safetensors_atomic
 from .clip import ClipBundle, ImageEncoder
 
 DEFAULT_TEMPLATE = "This is a photo of a {}"   # the UCAT/TeCoA training prompt
@@ -85,13 +87,9 @@ def cached_text_head(model: nn.Module, tokenizer: Callable, prompts: Sequence[Se
     key = hashlib.sha256((_text_tower_fingerprint(model) + json.dumps([list(p) for p in prompts])).encode()).hexdigest()
     path = Path(cache_dir) / f"text_head_{key[:24]}.safetensors"
     if path.is_file():
-        from safetensors.torch import load_file
-
         head = load_file(str(path))["head"]
         return head.to(device if device is not None else next(model.parameters()).device)
     head = build_text_head(model, tokenizer, prompts, device, batch_size)
-    from .checkpoint import save_safetensors_atomic
-
     save_safetensors_atomic({"head": head.detach().cpu().contiguous()}, path)
     return head
 
