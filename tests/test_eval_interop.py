@@ -40,7 +40,7 @@ def test_clip_benchmark_json_matches_its_definition(run):
 def test_report_html_is_self_contained(run):
     out, results = run
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 2 * len(results)         # reliability + histogram each
+    assert page.count("data:image/png;base64,") == 3 * len(results)         # reliability, histogram, risk-coverage
     assert "world-shape" in page and "protocol" in page and "http://" not in page and "https://" not in page
     assert "ECE (TS)" not in page                                            # not calibrated: no such column
 
@@ -57,3 +57,27 @@ def test_report_html_renders(run, tmp_path):
     from PIL import Image
 
     assert len(Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)) > 50
+
+
+def test_selective_threshold_from_clean_held_out_images(run):
+    """The threshold meets the target risk on the clean held-out part; coverage/risk elsewhere follow from it."""
+    from ucat.eval.calibrate import oracle_split
+
+    out, results = run
+    r = next(x for x in results if x["dataset"] == "world-shape")
+    z = np.load(out / "m" / "world-shape" / "pgd-eps1_logits.npz")
+    labels = torch.from_numpy(z["labels"])
+    fit, ev = oracle_split(len(labels), 0.2, 0)
+    for target, block in r["selective"]["targets"].items():
+        t = block["threshold"]
+        for name, key in (("clean", "clean"), ("adv", "adv")):
+            logits = torch.from_numpy(z[key]).double()
+            u = 1 - torch.softmax(logits, -1).max(-1).values
+            err = logits.argmax(-1) != labels
+            if name == "clean" and t > float("-inf"):
+                assert err[fit][u[fit] <= t].double().mean() <= float(target) + 1e-12
+                bigger = u[fit][u[fit] > t]                                  # no larger admissible threshold
+                for cand in bigger.unique():
+                    assert err[fit][u[fit] <= cand].double().mean() > float(target)
+            keep = u[ev] <= t
+            assert block[name]["coverage"] == pytest.approx(float(keep.double().mean()))

@@ -42,8 +42,9 @@ from .checks import cross_checks
 from .config import EvalConfig, ModelSpec, validate
 from .interop import write_clip_benchmark, write_report
 from .multilabel import check_attacks, is_multilabel, multilabel_result
-from .plots import reliability_diagram, uncertainty_histogram
+from .plots import reliability_diagram, risk_coverage_plot, uncertainty_histogram
 from .record import Job, build_result, title
+from .selective import curves as selective_curves
 from .report import write_summary
 from .sharding import PassLogits, agreed, batch_seed, loader, merge, process_group, rank_batches
 
@@ -296,6 +297,8 @@ class Evaluator:
             head = f"{res['model']} | {res['dataset']} | {title(res['attack'], res['eps'])}"
             reliability_diagram(res["clean"]["reliability"], res["adv"]["reliability"], f"{stem}_reliability.png", head)
             uncertainty_histogram(scores["clean"], scores["adv"], f"{stem}_uncertainty.png", head)
+            if torch.isfinite(clean.logits).all() and torch.isfinite(adv.logits).all():
+                risk_coverage_plot(selective_curves(clean.logits, adv.logits, clean.labels), f"{stem}_riskcov.png", head)
         if self.cfg.save_logits:
             with atomic_path(f"{stem}_logits.npz") as tmp:
                 with open(tmp, "wb") as fh:

@@ -88,7 +88,7 @@ def write_report(results: Iterable[Dict[str, Any]], out: Path, title: str = "uca
     figures: List[Path] = []
     for r in single_label(results):
         stem = R.result_path(out, r["model"], r["dataset"], r["attack"], float(r["eps"])).with_suffix("")
-        figures += [Path(f"{stem}_reliability.png"), Path(f"{stem}_uncertainty.png")]
+        figures += [Path(f"{stem}_reliability.png"), Path(f"{stem}_uncertainty.png"), Path(f"{stem}_riskcov.png")]
     protocols = sorted({str(r.get("protocol")) for r in results})
     versions = results[0].get("versions", {}) if results else {}
     meta = {"protocol": ", ".join(protocols), "results": len(results),

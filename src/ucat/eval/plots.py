@@ -76,3 +76,18 @@ def uncertainty_histogram(clean: Dict[str, torch.Tensor], adv: Dict[str, torch.T
     if title:
         fig.suptitle(title, fontsize=10)
     save_figure(fig, path)
+
+
+def risk_coverage_plot(curves: Dict[str, Dict[str, Sequence[float]]], path: str | os.PathLike, title: str = "") -> None:
+    """Selective risk against coverage (the most certain images kept first), one curve per pass."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 3.8))
+    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.14, top=0.86)
+    for name, colour in (("clean", "tab:blue"), ("adversarial", "tab:red")):
+        if name in curves:
+            ax.plot(curves[name]["coverage"], curves[name]["risk"], color=colour, label=name)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="coverage", ylabel="selective risk (error rate)")
+    ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    save_figure(fig, path)

@@ -16,6 +16,7 @@ from ..uncertainty import ALPHA_DESCRIPTIONS
 from ..units import EPS_UNIT, fmt_eps, to_fraction
 from .checks import sanity_checks
 from .config import EvalConfig, ModelSpec
+from .selective import selective_block
 from .sharding import PassLogits
 from .table import measure, pass_scores
 
@@ -67,6 +68,8 @@ def build_result(job: Job, cfg: EvalConfig, attack_name: str, eps: float, step: 
                      "n_classes": int(clean.logits.shape[1])}
     res["clean"] = measure(clean.logits, clean.labels, scores["clean"], cfg.n_bins, cfg.binning)
     res["adv"] = measure(adv.logits, adv.labels, scores["adv"], cfg.n_bins, cfg.binning)
+    if torch.isfinite(clean.logits).all() and torch.isfinite(adv.logits).all():
+        res["selective"] = selective_block(clean.logits, adv.logits, clean.labels, cfg.seed)
     res["sanity"] = sanity_checks(res, clean.logits, adv.logits)
     res["non_finite"] = res["sanity"].pop("non_finite")
     where = f"{job.spec.label}/{job.dataset}/{attack_name}"
