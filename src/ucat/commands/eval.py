@@ -137,6 +137,14 @@ def _calibration_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--calibration-n", type=int, default=_D.calibration_n, help="zero-shot: images used (seeded subset)")
 
 
+def _ood_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("out-of-distribution detection")
+    g.add_argument("--ood", nargs="+", default=[], metavar="DATASET",
+                   help="score telling these sets from each --datasets set by uncertainty (e.g. imagenet-o against imagenet)")
+    g.add_argument("--ood-attack", default=_D.ood_attack,
+                   help="attack making the OOD images look familiar (default %(default)s: raise their confidence)")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="YAML file of defaults (keys = flag names); flags override it")
     _model_args(p)
@@ -144,6 +152,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _attack_args(p)
     _run_args(p)
     _calibration_args(p)
+    _ood_args(p)
 
 
 def model_specs(args: argparse.Namespace) -> List[ModelSpec]:
@@ -221,7 +230,8 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         resume=args.resume, protocol=args.protocol, protocol_overrides=overrides, calibrate=args.calibrate,
         calibration_setting=args.calibration_setting, calibration_fit=args.calibration_fit,
         calibration_fraction=args.calibration_fraction, calibration_data=args.calibration_data,
-        calibration_split=args.calibration_split, calibration_n=args.calibration_n, **fields)
+        calibration_split=args.calibration_split, calibration_n=args.calibration_n, ood=list(args.ood or []),
+        ood_attack=args.ood_attack, **fields)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -87,6 +87,8 @@ class EvalConfig:
     calibration_data: Optional[str] = None    # zero-shot: the calibration dataset (never an evaluated one)
     calibration_split: Optional[str] = None   # zero-shot: its split (None: the dataset's protocol split)
     calibration_n: Optional[int] = 1000       # zero-shot: a seeded subset of it (None: all)
+    ood: List[str] = field(default_factory=list)   # out-of-distribution sets scored against each evaluated one
+    ood_attack: str = "calib-over"            # the attack that makes OOD images look familiar (at the first eps)
     plots: bool = True
     progress: bool = True
     resume: bool = True
@@ -98,6 +100,8 @@ class EvalConfig:
             self.attacks = [self.attacks]
         if isinstance(self.datasets, str):
             self.datasets = [self.datasets]
+        if isinstance(self.ood, str):
+            self.ood = [self.ood]
         self.models = [m if isinstance(m, ModelSpec) else ModelSpec(**m) for m in self.models]
         self.num_workers = num_workers_setting(self.num_workers)
 

@@ -42,6 +42,7 @@ from .checks import cross_checks
 from .config import EvalConfig, ModelSpec, validate
 from .interop import write_clip_benchmark, write_report
 from .multilabel import check_attacks, is_multilabel, multilabel_result
+from .ood import Unlabelled, ood_record
 from .plots import reliability_diagram, risk_coverage_plot, uncertainty_histogram
 from .record import Job, build_result, title
 from .selective import curves as selective_curves
@@ -74,6 +75,9 @@ class Evaluator:
         self.hashes = R.FileHashes(self.out)
         self._data_fingerprints: Dict[str, Dict[str, Any]] = {}
         self._fits: Dict[Tuple[Any, ...], Dict[str, Any]] = {}      # zero-shot temperatures, per model (and attack)
+        self.ood_records: List[Dict[str, Any]] = []
+        if cfg.ood:
+            self.attack(cfg.ood_attack, cfg.eps[0])                    # a bad OOD attack fails now, too
         self.versions = package_versions()
 
     # ---- settings
@@ -238,6 +242,30 @@ class Evaluator:
             for lock in locks.values():
                 lock.release()
 
+    # ---- out-of-distribution detection (ucat.eval.ood)
+    def _ood(self, spec: ModelSpec, bundle, dataset: str) -> None:
+        """Score OOD detection of every ``cfg.ood`` set against ``dataset`` (IN), with IN's classifier."""
+        c = self.cfg
+        size = c.image_size or bundle.image_size
+        ds_in = self.dataset(dataset, size)
+        clf = self.classifier(bundle, ds_in)
+        in_pass = merge(self.logits(clf, ds_in, desc=f"{spec.label}/{dataset} ood-in"), self.info)
+        eps = c.eps[0]
+        attack = self.attack(c.ood_attack, eps)
+        for out in c.ood:
+            kw = {k: getattr(c, k) for k in ("classnames", "interpolation") if getattr(c, k) is not None}
+            ds_out = Unlabelled(subsample(build_dataset(out, root=c.data_root, image_size=size, **kw), c.n_samples,
+                                          seed=c.seed))
+            parts = (spec.label, dataset, "ood", out, eps)
+            clean = merge(self.logits(clf, ds_out, desc=f"ood {out} clean"), self.info)
+            attacked = merge(self.logits(clf, ds_out, attack, parts, f"ood {out} {c.ood_attack}"), self.info)
+            if self.info.is_main:
+                rec = ood_record(spec.label, dataset, out, in_pass, clean, attacked, clf.logit_scale, c,
+                                 attack.config(), eps)
+                path = self.result_path(spec.label, dataset, "ood", 0).with_name(f"ood-{R.dataset_slug(out)}.json")
+                save_json(path, {**rec, "config": c, "versions": self.versions})
+                self.ood_records.append(rec)
+
     # ---- temperature scaling (ucat.eval.calibrate)
     def _zero_shot_fit(self, job: Job, attack, attack_name: str, eps: float) -> None:
         """Fit the zero-shot temperature of this model (and attack, when fitted on adversarial logits) once."""
@@ -324,6 +352,10 @@ class Evaluator:
                 self._evaluate_dataset(job, plan)
             elif self.info.is_main and c.progress:
                 print(f"{spec.label}/{dataset}: {len(plan.results)} finished result(s) found, skipped", file=sys.stderr)
+            if c.ood:
+                if bundle is None:
+                    bundle, meta = self.load_model(spec)
+                self._ood(spec, bundle, dataset)
             if self.info.is_main:
                 save = lambda key, res, d=dataset: save_json(self.result_path(spec.label, d, *key), res)  # noqa: E731
                 if not any(r.get("task") == "multilabel" for r in plan.results.values()):
@@ -346,7 +378,7 @@ class Evaluator:
         if self.info.is_main:                    # written when the run's results are: a refused run overwrites nothing
             self.out.mkdir(parents=True, exist_ok=True)
             save_json(self.out / "eval_config.json", {"config": c, "versions": self.versions, "eps_unit": EPS_UNIT})
-            write_summary(all_results, self.out)
+            write_summary(all_results, self.out, self.ood_records)
             write_report(all_results, self.out)
         barrier(self.info)
         _refuse_non_finite(all_results)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
 from ..io import atomic_write_text
 from ..units import EPS_UNIT, fmt_eps
 from .multilabel import multilabel_csv, multilabel_markdown
+from .ood import ood_markdown
 from .table import Column, columns, fmt, row_values
 
 GroupKey = Tuple[str, str, float]      # (model, attack, eps)
@@ -149,7 +150,8 @@ def single_label(results: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return [r for r in results if r.get("task") != "multilabel"]
 
 
-def write_summary(results: Iterable[Dict[str, Any]], out_dir: str | Path) -> None:
+def write_summary(results: Iterable[Dict[str, Any]], out_dir: str | Path,
+                  ood: Sequence[Dict[str, Any]] = ()) -> None:
     """Write ``summary.csv`` and ``summary.md`` (and ``summary_multilabel.csv``) in ``out_dir`` (atomically)."""
     results = list(results)
     out = Path(out_dir)
@@ -158,7 +160,8 @@ def write_summary(results: Iterable[Dict[str, Any]], out_dir: str | Path) -> Non
     atomic_write_text(out / "summary.csv", summary_csv(single))
     if multi:
         atomic_write_text(out / "summary_multilabel.csv", multilabel_csv(multi))
-    atomic_write_text(out / "summary.md", "# ucat eval summary\n\n" + summary_markdown(results))
+    atomic_write_text(out / "summary.md", "# ucat eval summary\n\n" + summary_markdown(results)
+                      + ("\n" + ood_markdown(list(ood)) if ood else ""))
 
 
 def summary_markdown(results: Iterable[Dict[str, Any]]) -> str:
