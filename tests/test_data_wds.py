@@ -76,3 +76,28 @@ def test_bad_shards_are_one_clear_error(tmp_path):
         wds_dataset(root)
     with pytest.raises(FileNotFoundError, match="no such split"):
         wds_dataset(root, "train")
+
+
+def test_wds_prefix_reads_a_benchmark_with_the_protocol_names(tmp_path):
+    from ucat.data import build_dataset, classnames
+
+    names = classnames("cifar10")
+    _write_wds(tmp_path / "wds_vtab-cifar10", [4, 3], classnames=[n.upper() for n in names])
+    ds = build_dataset("wds:cifar10", root=str(tmp_path), image_size=32)
+    assert ds.classes == names and len(ds) == 7 and ds[0][0].shape == (3, 32, 32)
+    assert len(ds.templates) == 1 and "{}" in ds.templates[0]               # the paper's prompt, not the shards'
+    assert len(ds.name_differences) == 10                                   # CLIP_benchmark's own list differs
+    any_folder = build_dataset(f"wds:{tmp_path / 'wds_vtab-cifar10'}", image_size=32)
+    assert any_folder.classes[0] == names[0].upper()
+    with pytest.raises(FileNotFoundError, match="no CLIP_benchmark webdataset folder"):
+        build_dataset("wds:cifar100", root=str(tmp_path))
+
+
+def test_ucat_eval_on_wds_shards(tmp_path):
+    from ucat.cli import main
+
+    _write_wds(tmp_path / "wds_vtab-cifar10", [6], classnames=[f"c{i}" for i in range(10)])
+    out = tmp_path / "out"
+    assert main(["eval", "--model", "ucat-tiny", "--datasets", "wds:cifar10", "--data-root", str(tmp_path),
+                 "--attacks", "none", "--out", str(out), "--no-progress", "--no-plots"]) == 0
+    assert list(out.rglob("none-eps0.json"))

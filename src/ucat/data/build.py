@@ -18,8 +18,9 @@ from ..models import image_transform
 from ..models.clip import INTERPOLATIONS
 from ..models.zero_shot import DEFAULT_TEMPLATE
 from .folder import CSV_LAYOUT, FOLDER_LAYOUT, csv_dataset, image_folder, read_classnames_file
-from .meta import check_classnames_kind, resolve_templates, text_fingerprint
+from .meta import benchmark_meta, check_classnames_kind, resolve_templates, select_classes, text_fingerprint
 from .registry import COLLECTIONS, DATASETS, DatasetInfo
+from .wds import CLIP_BENCHMARK_NAMES, wds_dataset
 
 ENV_ROOT = "UCAT_DATA"
 
@@ -131,6 +132,9 @@ def build_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
     name = str(name)
     spec = template if template is not None else templates
     _check_choices(classnames, interpolation)
+    if name.startswith(WDS_PREFIX):
+        return _wds_dataset(name[len(WDS_PREFIX):], root, split, transform, image_size, spec, classnames,
+                            interpolation, strict)
     if name not in DATASETS and is_path_dataset(name):
         if kw:
             raise ValueError(f"options {', '.join(kw)} do not apply to a folder or CSV dataset")
@@ -156,6 +160,31 @@ def build_dataset(name: str, root: Optional[Union[str, os.PathLike]] = None, spl
         if _accepts(info.builder, opt):
             call[opt] = val
     return _finish(info.builder(root_path, split, transform, **call), info, split, spec, classnames_file)
+
+
+WDS_PREFIX = "wds:"
+
+
+def _wds_dataset(target: str, root, split, transform, image_size, spec, classnames, interpolation, strict):
+    """``wds:NAME`` (a registered benchmark whose CLIP_benchmark shards ``wds_<its name>`` lie under the
+    data root, read with the protocol's own class names and prompts) or ``wds:FOLDER`` (any such folder)."""
+    info = DATASETS.get(target) if target in DATASETS else None
+    if info is not None:
+        base = resolve_root(info, root, split) if root or os.environ.get(ENV_ROOT) else Path(".")
+        folder = Path(base).expanduser() / f"wds_{CLIP_BENCHMARK_NAMES.get(target, target)}"
+        meta = benchmark_meta(target)
+        classes = select_classes(meta, classnames)
+        templates = resolve_templates(spec, [meta["template"]], meta.get("ensemble"))
+    else:
+        folder, classes, templates = Path(target).expanduser(), None, None
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{WDS_PREFIX}{target}: no CLIP_benchmark webdataset folder {folder} (layout "
+                                f"<folder>/{{classnames.txt, zeroshot_classification_templates.txt, <split>/<n>.tar}})")
+    tf = transform or default_transform(info, image_size, None, interpolation)
+    ds = wds_dataset(folder, split or "test", tf, classes, templates, strict, name=f"{WDS_PREFIX}{target}")
+    if info is None and spec not in (None, "paper", ["paper"]):
+        ds.templates = resolve_templates(spec, ds.templates)
+    return ds
 
 
 def _check_choices(classnames: str, interpolation: str) -> None:
