@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from ucat.attacks import PGD
+from ucat.errors import ConfigError
 from ucat.methods import METHODS, create_method, method_options
+from ucat.methods.base import check_method_options
 from ucat.methods.pmg_aft import kl_sum
 from ucat.methods.tga_zsr import attention_map, vit_tokens
 from ucat.methods.ucat import ucat_lambda
@@ -271,8 +273,16 @@ def test_create_method_errors(parts):
     clf, ref = parts
     with pytest.raises(KeyError, match="known methods: clean, comp-tga, fare, pmg-aft, tecoa, tga-zsr, ucat"):
         create_method("trades", clf, ref, None)
-    with pytest.raises(ValueError, match="has no option.*lamda.*tau="):
+    with pytest.raises(ConfigError, match="lamda: method 'ucat' has no such option.*tau=") as e:
         create_method("ucat", clf, ref, FixedAttack(None), lamda=1.0)
+    assert e.value.param == "method_options"
+    with pytest.raises(ConfigError, match="tau='abc': method 'ucat' takes a number"):
+        create_method("ucat", clf, ref, FixedAttack(None), tau="abc")
+    with pytest.raises(ConfigError, match="tau=inf: must be a finite number"):
+        check_method_options("ucat", {"tau": float("inf")})
+    with pytest.raises(ConfigError, match="distance=2: method 'tga-zsr' takes a name"):
+        check_method_options("tga-zsr", {"distance": 2})
+    assert check_method_options("ucat", {"kl_weight": None, "tau": 3}) == {"kl_weight": None, "tau": 3}
     with pytest.raises(ValueError, match="needs a training attack"):
         create_method("tecoa", clf, ref, None)
     assert method_options("tga-zsr")["alpha"] == 0.08 and method_options("tga-zsr")["beta"] == 0.05

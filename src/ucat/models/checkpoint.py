@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
 import torch
 import torch.nn as nn
-from safetensors.torch import save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 
+from ..errors import CorruptFileError, UnsafeFileError
 from ..io import atomic_path, to_jsonable
 
 VISUAL_PREFIX = "visual."
@@ -86,10 +89,11 @@ def read_metadata(path: str | os.PathLike) -> Dict[str, Any]:
     path = Path(path)
     if path.suffix != ".safetensors":
         return {}
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        raw = fh.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            raw = fh.metadata() or {}
+    except (SafetensorError, OSError) as e:
+        raise load_error(path, e) from None
     out: Dict[str, Any] = {}
     for k, v in raw.items():
         try:
@@ -99,19 +103,38 @@ def read_metadata(path: str | os.PathLike) -> Dict[str, Any]:
     return out
 
 
-def _read_state(path: Path) -> Dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+def load_error(path: Path, e: BaseException) -> Exception:
+    """A weights file that cannot be read, as one line naming it: a pickle that would need code to
+    load (:class:`UnsafeFileError`), or a damaged / truncated / empty file (:class:`CorruptFileError`)."""
+    if isinstance(e, pickle.UnpicklingError) and "weights_only" in str(e).replace(" ", "_").lower() \
+            or "Weights only load failed" in str(e):
+        return UnsafeFileError(f"{path}: a pickle that needs code to load (not only tensors); ucat refuses it, "
+                               f"since loading it could run code. Save the weights as safetensors (or a plain "
+                               f"state dict of tensors) and pass that file")
+    size = path.stat().st_size if path.is_file() else 0
+    what = "empty" if size == 0 else "truncated or not a weights file"
+    return CorruptFileError(f"{path}: cannot be read ({what}: {str(e).splitlines()[0] if str(e) else type(e).__name__})")
 
-        return load_file(str(path))
-    obj = torch.load(str(path), map_location="cpu", weights_only=True)
+
+#: errors torch / safetensors raise for files that are not (intact) weight files.
+READ_ERRORS = (pickle.UnpicklingError, SafetensorError, EOFError, zipfile.BadZipFile, RuntimeError, OSError,
+               ValueError, AttributeError, ImportError, IndexError, KeyError, TypeError)
+
+
+def _read_state(path: Path) -> Dict[str, torch.Tensor]:
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except READ_ERRORS as e:
+        raise load_error(path, e) from None
     if isinstance(obj, Mapping):
         for key in ("vision_encoder_state_dict", "state_dict", "model", "model_state_dict"):
             if key in obj and isinstance(obj[key], Mapping):
                 obj = obj[key]
                 break
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path}: not a state dict (expected tensors by name, or a dict holding "
+        raise CorruptFileError(f"{path}: not a state dict (expected tensors by name, or a dict holding "
                          f"'vision_encoder_state_dict' / 'state_dict')")
     return dict(obj)
 
@@ -124,6 +147,24 @@ def extract_visual_state(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.T
     return dict(state)  # a bare visual state dict
 
 
+def describe_mismatch(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> str:
+    """'' when ``state`` has exactly the keys and shapes of ``expected``; else a few of the
+    missing, unexpected and differently shaped weights, in one line."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shape_bad = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+    if shape_bad:
+        k = shape_bad[0]
+        parts.append(f"{len(shape_bad)} with another shape (e.g. {k}: file {tuple(state[k].shape)} vs "
+                     f"model {tuple(expected[k].shape)})")
+    return "; ".join(parts)
+
+
 def load_vision_weights(bundle, path: str | os.PathLike) -> Dict[str, Any]:
     """Load a fine-tuned image tower into ``bundle.model.visual`` (and so ``bundle.encoder``).
 
@@ -134,38 +175,28 @@ def load_vision_weights(bundle, path: str | os.PathLike) -> Dict[str, Any]:
         the file's metadata (empty for files without any).
     Raises:
         FileNotFoundError: no such file.
+        UnsafeFileError: a pickle that would need code to load (never executed).
+        CorruptFileError: an empty, truncated or damaged file.
         ValueError: the file does not match the architecture (missing, unexpected or
             differently shaped weights), with the first offending names.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"--checkpoint {path}: no such file (give a .safetensors file written by "
+        raise FileNotFoundError(f"{path}: no such checkpoint file (give a .safetensors file written by "
                                 f"`ucat train`, an open_clip checkpoint, or a .pt/.pth training checkpoint)")
     state = extract_visual_state(_read_state(path))
     meta = read_metadata(path)
     visual = bundle.model.visual
     expected = visual.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shape_bad = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or shape_bad:
+    problem = describe_mismatch(expected, state)
+    if problem:
         trained_on = meta.get("arch")
-        hint = f" (the file was trained from {trained_on}; load it with --model {trained_on})" if trained_on else ""
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if shape_bad:
-            k = shape_bad[0]
-            parts.append(f"{len(shape_bad)} with another shape (e.g. {k}: file {tuple(state[k].shape)} vs "
-                         f"model {tuple(expected[k].shape)})")
-        raise ValueError(f"--checkpoint {path} does not fit the image tower of {bundle.arch}: "
-                         f"{'; '.join(parts)}{hint}")
+        hint = f" (the file was trained from {trained_on}; load it into that architecture)" if trained_on else ""
+        raise ValueError(f"{path} does not fit the image tower of {bundle.arch}: {problem}{hint}")
     ref = next(iter(expected.values()))
     visual.load_state_dict({k: v.to(device=ref.device, dtype=expected[k].dtype) for k, v in state.items()})
     return meta
 
 
-__all__ = ["export_open_clip", "extract_visual_state", "load_vision_weights", "read_metadata",
+__all__ = ["READ_ERRORS", "describe_mismatch", "export_open_clip", "extract_visual_state", "load_error", "load_vision_weights", "read_metadata",
            "save_vision_weights"]

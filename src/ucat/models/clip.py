@@ -20,9 +20,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import open_clip
+from open_clip.factory import load_state_dict as open_clip_load_state_dict
 from torchvision import transforms as T
 
 from ..errors import ConfigError, UcatError
+from .checkpoint import READ_ERRORS, describe_mismatch, load_error
 from .decode import to_rgb
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
@@ -215,6 +217,26 @@ def _resolve_pretrained(arch: str, pretrained: Optional[str]) -> Tuple[str, Opti
     return arch, p
 
 
+def _create_model(name: str, weights: Optional[str], device) -> nn.Module:
+    """``open_clip.create_model``; a local weights file that cannot be loaded is one line naming it: a
+    pickle needing code (UnsafeFileError), a damaged file (CorruptFileError), or another architecture
+    (ValueError with a few mismatching keys/shapes)."""
+    local = weights is not None and Path(weights).is_file()
+    try:
+        return open_clip.create_model(name, pretrained=weights, device=torch.device(device))
+    except READ_ERRORS as e:
+        if not local:
+            if isinstance(e, RuntimeError):
+                raise RuntimeError(f"loading {name} with pretrained={weights!r} failed: {e}") from e
+            raise
+        if not (isinstance(e, RuntimeError) and "state_dict" in str(e)):
+            raise load_error(Path(weights), e) from None
+        expected = open_clip.create_model(name, pretrained=None).state_dict()
+        state = open_clip_load_state_dict(weights)       # readable: create_model got as far as the keys
+        raise ValueError(f"{weights} does not fit the architecture {name}: "
+                         f"{describe_mismatch(expected, state) or e}") from None
+
+
 def load_clip(model: str = "ucat-world", pretrained: Optional[str] = None,
               device: str | torch.device = "cpu") -> ClipBundle:
     """Load an open_clip CLIP by architecture name and weights source.
@@ -241,10 +263,7 @@ def load_clip(model: str = "ucat-world", pretrained: Optional[str] = None,
     if model.startswith("hf-hub:"):
         _resolve_hf(model[len("hf-hub:"):], ["open_clip_config.json"], model, "(config)")
     name, weights = _resolve_pretrained(model, pretrained)
-    try:
-        clip_model = open_clip.create_model(name, pretrained=weights, device=torch.device(device))
-    except RuntimeError as e:
-        raise RuntimeError(f"loading {name} with pretrained={weights!r} failed: {e}") from e
+    clip_model = _create_model(name, weights, device)
     clip_model.eval()
     pcfg = open_clip.get_model_preprocess_cfg(clip_model)
     size = pcfg.get("size", clip_model.visual.image_size)
