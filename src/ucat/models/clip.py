@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import open_clip
+from huggingface_hub import constants, try_to_load_from_cache
 from open_clip.factory import load_state_dict as open_clip_load_state_dict
 from torchvision import transforms as T
 
@@ -168,8 +169,6 @@ def _no_weights_error(what: str, arch: str, why: str) -> WeightsUnavailableError
 
 def _resolve_hf(repo_id: str, filenames: Sequence[str], arch: str, what: str) -> Optional[str]:
     """Local path of a cached hub file, or None if a download is possible; raises when neither."""
-    from huggingface_hub import constants, try_to_load_from_cache
-
     for name in filenames:
         hit = try_to_load_from_cache(repo_id, name)
         if isinstance(hit, str):
