@@ -13,6 +13,8 @@ from typing import Any, Dict
 
 import yaml
 
+from .recipes import recipe_names, recipe_path
+
 
 def parse_cli_value(text: str) -> Any:
     """A ``key=value`` option value from the command line: '1e5' -> 1e5, '3' -> 3, 'true' -> True,
@@ -34,7 +36,10 @@ def load_config_file(path: str | os.PathLike) -> Dict[str, Any]:
     """Read a YAML (or JSON) file of defaults; keys use the flag names with ``_`` or ``-``."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"--config {path}: no such file")
+        p = recipe_path(str(path))                  # a shipped recipe by name (ucat/recipes/NAME.yaml)
+        if p is None:
+            raise FileNotFoundError(f"--config {path}: no such file or shipped recipe "
+                                    f"(recipes: {', '.join(recipe_names())})")
     try:
         with open(p, encoding="utf-8") as fh:
             data = yaml.safe_load(fh) or {}
@@ -55,7 +60,7 @@ def apply_config_file(parser: argparse.ArgumentParser, argv: list[str] | None) -
     never a string read letter by letter.
     """
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config", default=None)
+    pre.add_argument("--config", "--recipe", dest="config", default=None)
     known, _ = pre.parse_known_args(argv)
     if not known.config:
         return

@@ -2,8 +2,10 @@
 
     ucat train --method ucat --model ViT-B-32 --pretrained openai --data tinyimagenet --data-root DIR \\
                --epochs 10 --batch-size 256 --lr 1e-4 --eps 1 --attack-steps 2 --out runs/ucat
-    ucat train --config configs/ucat.yaml --data-root DIR          # a recipe, with overrides
-    torchrun --nproc_per_node=4 -m ucat train --config configs/ucat.yaml --data-root DIR
+    ucat train --recipe ucat --data-root DIR                       # a shipped recipe, with overrides
+    ucat train --config configs/ucat.yaml --data-root DIR          # the same from a file
+    ucat train --list-recipes                                      # name + one line each
+    torchrun --nproc_per_node=4 -m ucat train --recipe ucat --data-root DIR
 
 Flag names equal the YAML keys of ``--config`` files (``--batch-size`` <-> ``batch_size``).
 """
@@ -17,6 +19,7 @@ from typing import Any, Dict
 
 from ..config import parse_cli_value
 from ..errors import ConfigError, UcatError
+from ..recipes import list_recipes
 from ..train import TrainingDiverged, train
 from ..train.config import OPTIMIZERS, SCHEDULES, SELECTIONS, TrainConfig
 
@@ -38,7 +41,10 @@ class _KeyValues(argparse.Action):
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = _DEFAULTS
-    p.add_argument("--config", default=None, help="YAML recipe (e.g. configs/ucat.yaml); flags override it")
+    p.add_argument("--config", "--recipe", dest="config", default=None,
+                   help="a shipped recipe by name (ucat, tecoa, pmg-aft, fare, tga-zsr, ...: see --list-recipes) "
+                        "or a YAML file; flags override it")
+    p.add_argument("--list-recipes", action="store_true", help="list the shipped recipes and exit")
     g = p.add_argument_group("method")
     g.add_argument("--method", default=d.method, help="ucat | tecoa | pmg-aft | fare | tga-zsr | clean")
     g.add_argument("-O", "--method-option", dest="method_options", action=_KeyValues, default={},
@@ -113,6 +119,10 @@ def _flag_words(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "list_recipes", False):
+        for name, description in list_recipes():
+            print(f"{name:12s} {description}")
+        return 0
     cfg = config_from_args(args)
     try:
         cfg.validate()
