@@ -110,6 +110,18 @@ def bootstrap_mean_interval(metric: Callable[[torch.Tensor, torch.Tensor], float
 
 # ----------------------------------------------------------------------------- temperature scaling
 
+def held_out_split(n: int, fraction: float, seed: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(fitting positions, evaluated positions): a seeded random ``fraction`` of ``n`` images held out."""
+    g = torch.Generator().manual_seed(int(seed) + 15485863)
+    perm = torch.randperm(n, generator=g)
+    n_fit = max(MIN_FIT_SAMPLES, int(round(n * fraction)))
+    if n_fit >= n:
+        raise ValueError(f"the oracle temperature needs more images: {n} evaluated, {n_fit} to hold out for the fit "
+                         f"(at least {MIN_FIT_SAMPLES}) leave none to evaluate; evaluate more images or use the "
+                         f"zero-shot setting with a calibration set")
+    return perm[:n_fit].sort().values, perm[n_fit:].sort().values
+
+
 def _check_fit_input(logits: torch.Tensor, labels: torch.Tensor) -> None:
     if logits.ndim != 2 or labels.shape != (logits.shape[0],):
         raise ConfigError("logits", f"expected (N, C) logits and (N,) labels, got {tuple(logits.shape)} "

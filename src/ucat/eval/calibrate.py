@@ -21,22 +21,14 @@ from typing import Any, Dict, Tuple
 import torch
 
 from .. import calibration as K
+from ..calibration import held_out_split as oracle_split
 from .. import metrics as M
+from ..data import build_dataset, subsample
+from .multilabel import is_multilabel
+from .sharding import PassLogits, merge
 
 SETTINGS = ("oracle", "zero-shot")
 FITS = ("clean", "adversarial")
-
-
-def oracle_split(n: int, fraction: float, seed: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(fitting positions, evaluated positions): a seeded random ``fraction`` of ``n`` images held out."""
-    g = torch.Generator().manual_seed(int(seed) + 15485863)
-    perm = torch.randperm(n, generator=g)
-    n_fit = max(K.MIN_FIT_SAMPLES, int(round(n * fraction)))
-    if n_fit >= n:
-        raise ValueError(f"the oracle temperature needs more images: {n} evaluated, {n_fit} to hold out for the fit "
-                         f"(at least {K.MIN_FIT_SAMPLES}) leave none to evaluate; evaluate more images or use the "
-                         f"zero-shot setting with a calibration set")
-    return perm[:n_fit].sort().values, perm[n_fit:].sort().values
 
 
 def scaled_metrics(logits: torch.Tensor, labels: torch.Tensor, temperature: float, n_bins: int,
@@ -64,3 +56,53 @@ def calibrated_block(fit: Dict[str, Any], clean: Tuple[torch.Tensor, torch.Tenso
         out[name] = {"before": scaled_metrics(z, y, 1.0, n_bins, binning),
                      "after": scaled_metrics(z, y, t, n_bins, binning)}
     return out
+
+
+def zero_shot_fit(ev, job, attack, attack_name: str, eps: float) -> None:
+    """Fit the zero-shot temperature of this model (and attack, when fitted on adversarial logits) once."""
+    c = ev.cfg
+    if not c.calibrate or c.calibration_setting != "zero-shot" or is_multilabel(job.ds):
+        return
+    adversarial = c.calibration_fit == "adversarial"
+    key = (job.spec.label,) + ((attack_name, eps) if adversarial else ())
+    if key in ev.fits:
+        return
+    kw = {k: getattr(c, k) for k in ("classnames", "interpolation") if getattr(c, k) is not None}
+    ds = build_dataset(c.calibration_data, root=c.data_root, split=c.calibration_split,
+                       image_size=c.image_size or job.bundle.image_size, **kw)
+    ds = subsample(ds, c.calibration_n, seed=c.seed + 1)
+    clf = ev.classifier(job.bundle, ds)
+    parts = ("calibration", job.spec.label, c.calibration_data, attack_name, eps)
+    fit_pass = merge(ev.logits(clf, ds, attack if adversarial else None, parts, f"calibration {key}"), ev.info)
+    if ev.info.is_main:
+        ev.fits[key] = {**K.fit_temperature(fit_pass.logits, fit_pass.labels), "dataset": c.calibration_data,
+                           "split": getattr(ds, "split", c.calibration_split)}
+    else:
+        ev.fits[key] = {}
+
+def calibrate_result(ev, res: Dict[str, Any], job, attack_name: str, eps: float, clean: PassLogits,
+                     adv: PassLogits) -> None:
+    """Add the ``calibrated`` block and the temperature-scaled ECE columns to a result (rank 0)."""
+    c = ev.cfg
+    if not c.calibrate:
+        return
+    if not (torch.isfinite(clean.logits).all() and torch.isfinite(adv.logits).all()):
+        res["calibrated"] = {"method": "temperature", "skipped": "non-finite logits (see non_finite)"}
+        return
+    described: Dict[str, Any] = {"setting": c.calibration_setting, "fit": c.calibration_fit}
+    if c.calibration_setting == "oracle":
+        fit_idx, ev = oracle_split(len(clean.labels), c.calibration_fraction, c.seed)
+        src = clean if c.calibration_fit == "clean" else adv
+        fit = K.fit_temperature(src.logits[fit_idx], src.labels[fit_idx])
+        described["split"] = {"held_out_fraction": c.calibration_fraction, "seed": c.seed,
+                              "n_fit": int(len(fit_idx)), "n_evaluated": int(len(ev))}
+    else:
+        key = (job.spec.label,) + ((attack_name, eps) if c.calibration_fit == "adversarial" else ())
+        fit = ev.fits[key]
+        ev = torch.arange(len(clean.labels))
+        described["calibration_data"] = {"dataset": fit["dataset"], "split": fit["split"], "n": fit["n"]}
+    block = calibrated_block(fit, (clean.logits[ev], clean.labels[ev]), (adv.logits[ev], adv.labels[ev]),
+                             c.n_bins, c.binning, described)
+    res["calibrated"] = block
+    res["clean"]["ece_temperature_scaled"] = block["clean"]["after"]["ece"]
+    res["adv"]["ece_temperature_scaled"] = block["adv"]["after"]["ece"]

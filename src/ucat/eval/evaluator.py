@@ -36,13 +36,12 @@ from ..models import ZeroShotClassifier, load_clip
 from ..models.checkpoint import load_vision_weights
 from ..units import EPS_UNIT, to_fraction
 from . import results as R
-from ..calibration import fit_temperature
-from .calibrate import calibrated_block, oracle_split
+from .calibrate import calibrate_result, zero_shot_fit
 from .checks import cross_checks
 from .config import EvalConfig, ModelSpec, validate
 from .interop import write_clip_benchmark, write_report
 from .multilabel import check_attacks, is_multilabel, multilabel_result
-from .ood import Unlabelled, ood_record
+from .ood import evaluate_ood
 from .plots import reliability_diagram, risk_coverage_plot, uncertainty_histogram
 from .record import Job, build_result, title
 from .selective import curves as selective_curves
@@ -74,7 +73,7 @@ class Evaluator:
         self.out = Path(cfg.out)
         self.hashes = R.FileHashes(self.out)
         self._data_fingerprints: Dict[str, Dict[str, Any]] = {}
-        self._fits: Dict[Tuple[Any, ...], Dict[str, Any]] = {}      # zero-shot temperatures, per model (and attack)
+        self.fits: Dict[Tuple[Any, ...], Dict[str, Any]] = {}      # zero-shot temperatures, per model (and attack)
         self.ood_records: List[Dict[str, Any]] = []
         if cfg.ood:
             self.attack(cfg.ood_attack, cfg.eps[0])                    # a bad OOD attack fails now, too
@@ -222,14 +221,14 @@ class Evaluator:
                 seed_parts = (job.spec.label, job.dataset, attack_name, eps)
                 adv = merge(self.logits(job.clf, job.ds, attack, seed_parts, f"{tag} {title(attack_name, eps)}"),
                             self.info)
-                self._zero_shot_fit(job, attack, attack_name, eps)            # collective: every rank
+                zero_shot_fit(self, job, attack, attack_name, eps)            # collective: every rank
                 if self.info.is_main and is_multilabel(job.ds):
                     res, scores = multilabel_result(job, c, attack_name, eps, self.step_size(eps), attack, clean, adv,
                                                     time.time() - t0), None
                 elif self.info.is_main:
                     res, scores = build_result(job, c, attack_name, eps, self.step_size(eps), attack, clean, adv,
                                                time.time() - t0)
-                    self._calibrate(res, job, attack_name, eps, clean, adv)
+                    calibrate_result(self, res, job, attack_name, eps, clean, adv)
                 if self.info.is_main:
                     res.update({"world_size": self.info.world_size, "key": plan.keys[(attack_name, eps)],
                                 "versions": self.versions})
@@ -241,80 +240,6 @@ class Evaluator:
         finally:
             for lock in locks.values():
                 lock.release()
-
-    # ---- out-of-distribution detection (ucat.eval.ood)
-    def _ood(self, spec: ModelSpec, bundle, dataset: str) -> None:
-        """Score OOD detection of every ``cfg.ood`` set against ``dataset`` (IN), with IN's classifier."""
-        c = self.cfg
-        size = c.image_size or bundle.image_size
-        ds_in = self.dataset(dataset, size)
-        clf = self.classifier(bundle, ds_in)
-        in_pass = merge(self.logits(clf, ds_in, desc=f"{spec.label}/{dataset} ood-in"), self.info)
-        eps = c.eps[0]
-        attack = self.attack(c.ood_attack, eps)
-        for out in c.ood:
-            kw = {k: getattr(c, k) for k in ("classnames", "interpolation") if getattr(c, k) is not None}
-            ds_out = Unlabelled(subsample(build_dataset(out, root=c.data_root, image_size=size, **kw), c.n_samples,
-                                          seed=c.seed))
-            parts = (spec.label, dataset, "ood", out, eps)
-            clean = merge(self.logits(clf, ds_out, desc=f"ood {out} clean"), self.info)
-            attacked = merge(self.logits(clf, ds_out, attack, parts, f"ood {out} {c.ood_attack}"), self.info)
-            if self.info.is_main:
-                rec = ood_record(spec.label, dataset, out, in_pass, clean, attacked, clf.logit_scale, c,
-                                 attack.config(), eps)
-                path = self.result_path(spec.label, dataset, "ood", 0).with_name(f"ood-{R.dataset_slug(out)}.json")
-                save_json(path, {**rec, "config": c, "versions": self.versions})
-                self.ood_records.append(rec)
-
-    # ---- temperature scaling (ucat.eval.calibrate)
-    def _zero_shot_fit(self, job: Job, attack, attack_name: str, eps: float) -> None:
-        """Fit the zero-shot temperature of this model (and attack, when fitted on adversarial logits) once."""
-        c = self.cfg
-        if not c.calibrate or c.calibration_setting != "zero-shot" or is_multilabel(job.ds):
-            return
-        adversarial = c.calibration_fit == "adversarial"
-        key = (job.spec.label,) + ((attack_name, eps) if adversarial else ())
-        if key in self._fits:
-            return
-        kw = {k: getattr(c, k) for k in ("classnames", "interpolation") if getattr(c, k) is not None}
-        ds = build_dataset(c.calibration_data, root=c.data_root, split=c.calibration_split,
-                           image_size=c.image_size or job.bundle.image_size, **kw)
-        ds = subsample(ds, c.calibration_n, seed=c.seed + 1)
-        clf = self.classifier(job.bundle, ds)
-        parts = ("calibration", job.spec.label, c.calibration_data, attack_name, eps)
-        fit_pass = merge(self.logits(clf, ds, attack if adversarial else None, parts, f"calibration {key}"), self.info)
-        if self.info.is_main:
-            self._fits[key] = {**fit_temperature(fit_pass.logits, fit_pass.labels), "dataset": c.calibration_data,
-                               "split": getattr(ds, "split", c.calibration_split)}
-        else:
-            self._fits[key] = {}
-
-    def _calibrate(self, res: Dict[str, Any], job: Job, attack_name: str, eps: float, clean: PassLogits,
-                   adv: PassLogits) -> None:
-        """Add the ``calibrated`` block and the temperature-scaled ECE columns to a result (rank 0)."""
-        c = self.cfg
-        if not c.calibrate:
-            return
-        if not (torch.isfinite(clean.logits).all() and torch.isfinite(adv.logits).all()):
-            res["calibrated"] = {"method": "temperature", "skipped": "non-finite logits (see non_finite)"}
-            return
-        described: Dict[str, Any] = {"setting": c.calibration_setting, "fit": c.calibration_fit}
-        if c.calibration_setting == "oracle":
-            fit_idx, ev = oracle_split(len(clean.labels), c.calibration_fraction, c.seed)
-            src = clean if c.calibration_fit == "clean" else adv
-            fit = fit_temperature(src.logits[fit_idx], src.labels[fit_idx])
-            described["split"] = {"held_out_fraction": c.calibration_fraction, "seed": c.seed,
-                                  "n_fit": int(len(fit_idx)), "n_evaluated": int(len(ev))}
-        else:
-            key = (job.spec.label,) + ((attack_name, eps) if c.calibration_fit == "adversarial" else ())
-            fit = self._fits[key]
-            ev = torch.arange(len(clean.labels))
-            described["calibration_data"] = {"dataset": fit["dataset"], "split": fit["split"], "n": fit["n"]}
-        block = calibrated_block(fit, (clean.logits[ev], clean.labels[ev]), (adv.logits[ev], adv.labels[ev]),
-                                 c.n_bins, c.binning, described)
-        res["calibrated"] = block
-        res["clean"]["ece_temperature_scaled"] = block["clean"]["after"]["ece"]
-        res["adv"]["ece_temperature_scaled"] = block["adv"]["after"]["ece"]
 
     def _write(self, path: Path, res: Dict[str, Any], clean: PassLogits, adv: PassLogits,
                scores: Dict[str, Dict[str, torch.Tensor]]) -> None:
@@ -355,7 +280,7 @@ class Evaluator:
             if c.ood:
                 if bundle is None:
                     bundle, meta = self.load_model(spec)
-                self._ood(spec, bundle, dataset)
+                evaluate_ood(self, spec, bundle, dataset)
             if self.info.is_main:
                 save = lambda key, res, d=dataset: save_json(self.result_path(spec.label, d, *key), res)  # noqa: E731
                 if not any(r.get("task") == "multilabel" for r in plan.results.values()):

@@ -16,9 +16,12 @@ from typing import Any, Dict, List
 
 import torch
 
+from ..data import build_dataset, subsample
 from ..detection import ood_scores
+from ..io import save_json
+from . import results as R
 from ..units import EPS_UNIT
-from .sharding import PassLogits
+from .sharding import PassLogits, merge
 from .table import pass_scores
 
 MEASURES = ("one_minus_max_prob", "entropy", "mutual_information", "vacuity", "aleatoric")
@@ -66,3 +69,27 @@ def ood_markdown(records: List[Dict[str, Any]]) -> str:
                          f"{v['attacked']['auroc']:.3f} | {v['clean']['fpr_at_95_tpr']:.3f} | "
                          f"{v['attacked']['fpr_at_95_tpr']:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def evaluate_ood(ev, spec, bundle, dataset: str) -> None:
+    """Score OOD detection of every ``cfg.ood`` set against ``dataset`` (IN), with IN's classifier."""
+    c = ev.cfg
+    size = c.image_size or bundle.image_size
+    ds_in = ev.dataset(dataset, size)
+    clf = ev.classifier(bundle, ds_in)
+    in_pass = merge(ev.logits(clf, ds_in, desc=f"{spec.label}/{dataset} ood-in"), ev.info)
+    eps = c.eps[0]
+    attack = ev.attack(c.ood_attack, eps)
+    for out in c.ood:
+        kw = {k: getattr(c, k) for k in ("classnames", "interpolation") if getattr(c, k) is not None}
+        ds_out = Unlabelled(subsample(build_dataset(out, root=c.data_root, image_size=size, **kw), c.n_samples,
+                                      seed=c.seed))
+        parts = (spec.label, dataset, "ood", out, eps)
+        clean = merge(ev.logits(clf, ds_out, desc=f"ood {out} clean"), ev.info)
+        attacked = merge(ev.logits(clf, ds_out, attack, parts, f"ood {out} {c.ood_attack}"), ev.info)
+        if ev.info.is_main:
+            rec = ood_record(spec.label, dataset, out, in_pass, clean, attacked, clf.logit_scale, c,
+                             attack.config(), eps)
+            path = ev.result_path(spec.label, dataset, "ood", 0).with_name(f"ood-{R.dataset_slug(out)}.json")
+            save_json(path, {**rec, "config": c, "versions": ev.versions})
+            ev.ood_records.append(rec)

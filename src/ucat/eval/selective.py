@@ -14,9 +14,9 @@ from typing import Any, Dict, Sequence
 
 import torch
 
+from ..calibration import held_out_split as oracle_split
 from ..detection import selective_at_threshold, threshold_for_risk
 from ..metrics import risk_coverage
-from .calibrate import oracle_split
 
 TARGET_RISKS: Sequence[float] = (0.05, 0.10)
 SCORE = "one_minus_max_prob"

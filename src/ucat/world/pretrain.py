@@ -148,6 +148,91 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _check(cfg: PretrainConfig) -> None:
+    if cfg.steps < 1 or cfg.batch_size < 2:
+        raise ValueError(f"steps={cfg.steps}, batch_size={cfg.batch_size}: need steps >= 1 and batch_size >= 2")
+    if cfg.group < 1 or cfg.group > cfg.batch_size:
+        raise ValueError(f"group={cfg.group}: need 1 <= group <= batch_size ({cfg.batch_size})")
+    if cfg.pool < cfg.batch_size:
+        raise ValueError(f"pool={cfg.pool} is smaller than batch_size={cfg.batch_size}; raise --pool")
+
+
+def _optimizer(model, cfg: PretrainConfig) -> torch.optim.Optimizer:
+    """AdamW, weight decay on matrices only (the frozen token table excluded)."""
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def _train(model, bundle, images_u8, scenes, cfg: PretrainConfig, device, log, t_start: float):
+    """The contrastive loop over whole sibling groups; returns (history rows, final loss EMA)."""
+    tokens = _CaptionTokens(bundle.tokenizer)
+    opt = _optimizer(model, cfg)
+    rng = np.random.default_rng([cfg.seed, 11])
+    n_groups = cfg.pool // cfg.group
+    per_batch = max(1, cfg.batch_size // cfg.group)                     # whole sibling groups
+
+    def _order():
+        return (rng.permutation(n_groups)[:, None] * cfg.group + np.arange(cfg.group)[None, :]).reshape(-1)
+
+    order, cursor, history, running = _order(), 0, [], None
+    for step in range(cfg.steps):
+        if cursor + per_batch * cfg.group > len(order):
+            order, cursor = _order(), 0
+        idx = order[cursor:cursor + per_batch * cfg.group]
+        cursor += per_batch * cfg.group
+        caps = [world.caption(scenes[i], rng) for i in idx]
+        ids = {c: k for k, c in enumerate(dict.fromkeys(caps))}
+        cap_ids = torch.tensor([ids[c] for c in caps], device=device)   # (B,)
+        x = images_u8[idx].to(device).float().div_(255.0)               # (B, 3, 32, 32)
+        t = tokens(caps).to(device)                                     # (B, context)
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(step, cfg)
+        f = F.normalize(bundle.encoder(x), dim=-1)                      # (B, D)
+        g_ = F.normalize(model.encode_text(t), dim=-1)                  # (B, D)
+        loss = clip_loss(f, g_, model.logit_scale.exp(), cap_ids)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        lv = float(loss.detach())
+        running = lv if running is None else 0.9 * running + 0.1 * lv
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            rec = {"step": step, "loss": round(lv, 4), "loss_ema": round(running, 4),
+                   "lr": _lr_at(step, cfg), "scale": round(float(model.logit_scale.detach().exp()), 2),
+                   "elapsed_s": round(time.time() - t_start, 1)}
+            history.append(rec)
+            log(json.dumps(rec))
+    return history, running
+
+
+def _write(model, bundle, cfg: PretrainConfig, history, running, t_start: float) -> Dict:
+    """Weights (fp16), checksum and the record, with the zero-shot accuracy of the result."""
+    acc = zero_shot_accuracy(bundle, cfg.tasks, cfg.eval_n, cfg.eval_seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = out / f"{cfg.arch}.safetensors"
+    state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
+    # one metadata key: safetensors writes several in a random order, which would make the
+    # file's checksum differ between identical runs
+    save_safetensors_atomic(state, weights, metadata={"format": f"open_clip state_dict of {cfg.arch}, fp16"})
+    digest = sha256_file(weights)
+    (out / f"{cfg.arch}.sha256").write_text(f"{digest}  {weights.name}\n")
+    suite = [t for t in cfg.tasks if t in SUITE]
+    record = {
+        "arch": cfg.arch, "weights": weights.name, "sha256": digest, "zero_shot_accuracy": acc, "suite": suite,
+        "suite_mean": round(float(np.mean([acc[t] for t in suite])), 2) if suite else None,
+        "chance": chance_levels(cfg.tasks),
+        "eval": {"split": "test", "n_per_task": cfg.eval_n, "seed": cfg.eval_seed, "precision": "fp32 (weights stored fp16)"},
+        "recipe": to_jsonable(asdict(cfg)), "final_loss_ema": round(running, 4), "history": history,
+        "train_seconds": round(time.time() - t_start, 1), "versions": package_versions(),
+    }
+    save_json(out / f"{cfg.arch}.json", record)
+    return record
+
+
 def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print) -> Dict:
     """Train ``cfg.arch`` contrastively on the world; write weights, checksum and a record.
 
@@ -156,13 +241,7 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print) -> Dict:
     ``ucat-world.json`` (recipe, loss history, zero-shot accuracy per task, chance levels).
     Returns that record.
     """
-
-    if cfg.steps < 1 or cfg.batch_size < 2:
-        raise ValueError(f"steps={cfg.steps}, batch_size={cfg.batch_size}: need steps >= 1 and batch_size >= 2")
-    if cfg.group < 1 or cfg.group > cfg.batch_size:
-        raise ValueError(f"group={cfg.group}: need 1 <= group <= batch_size ({cfg.batch_size})")
-    if cfg.pool < cfg.batch_size:
-        raise ValueError(f"pool={cfg.pool} is smaller than batch_size={cfg.batch_size}; raise --pool")
+    _check(cfg)
     prev_threads = torch.get_num_threads()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -173,82 +252,12 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print) -> Dict:
         model.train()
         model.token_embedding.weight.requires_grad_(False)
         bundle = bundle_of(model, cfg.arch)
-        tokens = _CaptionTokens(bundle.tokenizer)
-
         images_u8, scenes = _pool(cfg.pool, cfg.seed, cfg.group)                       # (P, 3, 32, 32) uint8
         log(f"rendered {len(scenes)} pretraining scenes in {time.time() - t_start:.1f}s")
-        decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
-        no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
-        rng = np.random.default_rng([cfg.seed, 11])
-        n_groups = cfg.pool // cfg.group
-        per_batch = max(1, cfg.batch_size // cfg.group)                     # whole sibling groups
-
-        def _order():
-            return (rng.permutation(n_groups)[:, None] * cfg.group + np.arange(cfg.group)[None, :]).reshape(-1)
-
-        order = _order()
-        cursor = 0
-        history: List[Dict] = []
-        running = None
-        for step in range(cfg.steps):
-            if cursor + per_batch * cfg.group > len(order):
-                order, cursor = _order(), 0
-            idx = order[cursor:cursor + per_batch * cfg.group]
-            cursor += per_batch * cfg.group
-            caps = [world.caption(scenes[i], rng) for i in idx]
-            ids = {c: k for k, c in enumerate(dict.fromkeys(caps))}
-            cap_ids = torch.tensor([ids[c] for c in caps], device=device)   # (B,)
-            x = images_u8[idx].to(device).float().div_(255.0)               # (B, 3, 32, 32)
-            t = tokens(caps).to(device)                                     # (B, context)
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(step, cfg)
-            f = F.normalize(bundle.encoder(x), dim=-1)                      # (B, D)
-            g_ = F.normalize(model.encode_text(t), dim=-1)                  # (B, D)
-            loss = clip_loss(f, g_, model.logit_scale.exp(), cap_ids)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, math.log(100))
-            lv = float(loss.detach())
-            running = lv if running is None else 0.9 * running + 0.1 * lv
-            if step % cfg.log_every == 0 or step == cfg.steps - 1:
-                rec = {"step": step, "loss": round(lv, 4), "loss_ema": round(running, 4),
-                       "lr": _lr_at(step, cfg), "scale": round(float(model.logit_scale.detach().exp()), 2),
-                       "elapsed_s": round(time.time() - t_start, 1)}
-                history.append(rec)
-                log(json.dumps(rec))
+        history, running = _train(model, bundle, images_u8, scenes, cfg, device, log, t_start)
         model.eval()
-        acc = zero_shot_accuracy(bundle, cfg.tasks, cfg.eval_n, cfg.eval_seed)
-        out = Path(cfg.out)
-        out.mkdir(parents=True, exist_ok=True)
-        weights = out / f"{cfg.arch}.safetensors"
-        state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
-        # one metadata key: safetensors writes several in a random order, which would make the
-        # file's checksum differ between identical runs
-        save_safetensors_atomic(state, weights, metadata={"format": f"open_clip state_dict of {cfg.arch}, fp16"})
-        digest = sha256_file(weights)
-        (out / f"{cfg.arch}.sha256").write_text(f"{digest}  {weights.name}\n")
-        suite = [t for t in cfg.tasks if t in SUITE]
-        record = {
-            "arch": cfg.arch,
-            "weights": weights.name,
-            "sha256": digest,
-            "zero_shot_accuracy": acc,
-            "suite": suite,
-            "suite_mean": round(float(np.mean([acc[t] for t in suite])), 2) if suite else None,
-            "chance": chance_levels(cfg.tasks),
-            "eval": {"split": "test", "n_per_task": cfg.eval_n, "seed": cfg.eval_seed, "precision": "fp32 (weights stored fp16)"},
-            "recipe": to_jsonable(asdict(cfg)),
-            "final_loss_ema": round(running, 4),
-            "history": history,
-            "train_seconds": round(time.time() - t_start, 1),
-            "versions": package_versions(),
-        }
-        save_json(out / f"{cfg.arch}.json", record)
-        log(f"zero-shot accuracy (%): {json.dumps(acc)}")
+        record = _write(model, bundle, cfg, history, running, t_start)
+        log(f"zero-shot accuracy (%): {json.dumps(record['zero_shot_accuracy'])}")
         return record
     finally:
         torch.set_num_threads(prev_threads)
