@@ -9,6 +9,7 @@ from ucat.commands.train import add_arguments, config_from_args
 from ucat.config import apply_config_file
 from ucat.methods import method_options
 from ucat.recipes import list_recipes, recipe_names, recipe_path
+from ucat.train.config import resolve_precision
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -30,6 +31,8 @@ def test_each_recipe_by_name_parses_and_validates(name):
     cfg.validate()
     assert cfg.method == name and set(cfg.method_options) <= set(method_options(name))
     assert cfg.eps == 1 and cfg.attack_steps == 2 and cfg.epochs == 10 and cfg.data == "tinyimagenet"
+    # the official AMP (fp16 + GradScaler) on CUDA; fp32 where fp16 cannot run
+    assert resolve_precision(cfg.precision, "cuda") == "fp16" and resolve_precision(cfg.precision, "cpu") == "fp32"
 
 
 def test_list_recipes_and_unknown_name(capsys):

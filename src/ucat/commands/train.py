@@ -68,8 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     g.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
     g.add_argument("--grad-clip", type=float, default=d.grad_clip)
-    g.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=d.precision,
-                   help="fp16 needs CUDA (uses a GradScaler); bf16 works on CPU and GPU")
+    g.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default=d.precision,
+                   help="fp16 needs CUDA (uses a GradScaler); bf16 works on CPU and GPU; "
+                        "auto = fp16 on CUDA, fp32 elsewhere (the recipes' setting)")
     g.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N")
     g.add_argument("--last-n-blocks", type=int, default=d.last_n_blocks, help="train only the last N blocks (0 = all)")
     g = p.add_argument_group("training attack (sizes in 1/255 units)")

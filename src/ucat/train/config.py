@@ -17,7 +17,7 @@ from ..units import parse_eps
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant")
 SELECTIONS = ("last", "best")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")   # auto: fp16 on CUDA, fp32 elsewhere
 
 # (name, lowest allowed value) of the whole-number settings, and of those that may also be None.
 _INTEGERS = (("epochs", 1), ("batch_size", 1), ("log_every", 1), ("attack_steps", 0), ("warmup_steps", 0),
@@ -53,7 +53,7 @@ class TrainConfig:
     warmup_steps: int = 1000                  # linear warm-up lr*(step+1)/warmup, as the official code
     schedule: str = "cosine"                  # cosine to 0 after warm-up | constant
     grad_clip: Optional[float] = None         # max global grad norm; None = no clipping
-    precision: str = "fp32"                   # fp32 | bf16 | fp16 (CUDA only, with GradScaler)
+    precision: str = "fp32"                   # fp32 | bf16 | fp16 (CUDA only, with GradScaler) | auto
     device: str = "auto"
     eps: float = 1.0                          # training attack radius, 1/255 units
     attack: str = "pgd"                       # training attack (ucat.attacks registry)
@@ -141,3 +141,10 @@ def _check_data_root(data_root: Optional[str]) -> None:
     if not any(Path(r).expanduser().is_dir() for r in roots):
         raise ConfigError("data_root", f"{data_root}: no such directory; point it at the folder holding your "
                                        f"datasets (or set UCAT_DATA)")
+
+
+def resolve_precision(precision: str, device_type: str) -> str:
+    """``auto`` -> fp16 (with a GradScaler) on CUDA, as the official codes' AMP; fp32 elsewhere."""
+    if precision != "auto":
+        return precision
+    return "fp16" if device_type == "cuda" else "fp32"

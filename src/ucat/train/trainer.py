@@ -42,7 +42,7 @@ from ..models import ZeroShotClassifier, load_clip
 from ..models.checkpoint import export_open_clip
 from ..units import EPS_UNIT, fmt_eps, to_fraction
 from .checkpoints import clean_stale_tmp, list_checkpoints, load_state, resolve_resume, set_aside
-from .config import TrainConfig
+from .config import TrainConfig, resolve_precision
 from .data import ResumableSampler, build_training_data, data_fingerprint
 from .guards import check_exportable, named_trainable
 from .logs import LOG_FILE, VAL_FILE, read_csv, say, tensorboard
@@ -91,6 +91,7 @@ def train(cfg: TrainConfig, callbacks: Sequence[Callback] = ()) -> TrainResult:
     cfg.validate()                  # includes the method and its options: before any model is loaded
     info = init_distributed(cfg.device)
     try:
+        cfg.precision = resolve_precision(cfg.precision, info.device.type)   # recorded resolved
         check_precision(cfg.precision, info.device)
         if cfg.batch_size % info.world_size:
             raise ConfigError("batch_size", f"{cfg.batch_size} is the global batch and must be divisible by "
