@@ -44,3 +44,16 @@ def test_list_recipes_and_unknown_name(capsys):
         cli_main(["train", "--recipe", "no-such-recipe"])
     assert "no such file or shipped recipe (recipes: " in capsys.readouterr().err
     assert recipe_path("../configs/ucat") is None
+
+
+def test_model_flag_over_a_recipe_drops_the_recipes_weights_tag(capsys):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    apply_config_file(parser, ["--recipe", "ucat", "--model", "ucat-world"])
+    cfg = config_from_args(parser.parse_args(["--recipe", "ucat", "--model", "ucat-world"]))
+    assert cfg.model == "ucat-world" and cfg.pretrained is None
+    assert "--pretrained 'openai' is not used" in capsys.readouterr().err
+    both = ["--recipe", "ucat", "--model", "ViT-B-16", "--pretrained", "openai"]
+    apply_config_file(parser, both)
+    assert config_from_args(parser.parse_args(both)).pretrained == "openai"
+    assert config_from_args(parser.parse_args(["--recipe", "ucat"])).pretrained == "openai"

@@ -39,6 +39,15 @@ class _KeyValues(argparse.Action):
         setattr(namespace, self.dest, merged)
 
 
+class _Explicit(argparse.Action):
+    """A plain store that also records that the flag was given on the command line."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        given = set(getattr(namespace, "explicit_flags", set()))
+        setattr(namespace, "explicit_flags", given | {self.dest})
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = _DEFAULTS
     p.add_argument("--config", "--recipe", dest="config", default=None,
@@ -50,8 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("-O", "--method-option", dest="method_options", action=_KeyValues, default={},
                    metavar="KEY=VALUE", help="a method option, repeatable (e.g. -O tau=1e5, -O alpha=0.08)")
     g = p.add_argument_group("model and data")
-    g.add_argument("--model", default=d.model, help="open_clip architecture or shipped model (default %(default)s)")
-    g.add_argument("--pretrained", default=d.pretrained, help="pretrained tag (openai), weights file or hf-hub id")
+    g.add_argument("--model", action=_Explicit, default=d.model, help="open_clip architecture or shipped model (default %(default)s)")
+    g.add_argument("--pretrained", action=_Explicit, default=d.pretrained, help="pretrained tag (openai), weights file or hf-hub id")
     g.add_argument("--data", default=d.data, help="training dataset: registry name, ImageFolder path or .csv")
     g.add_argument("--data-root", default=d.data_root, help="folder holding the datasets (default: $UCAT_DATA)")
     g.add_argument("--split", default=d.split, help="training split (default: the dataset's train split)")
@@ -98,6 +107,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in names}
+    given = getattr(args, "explicit_flags", set())
+    if "model" in given and "pretrained" not in given and values.get("pretrained") != _DEFAULTS.pretrained \
+            and getattr(args, "config", None):
+        # A recipe's weights tag belongs to the recipe's model: --model alone replaces both.
+        print(f"ucat train: --model {values['model']} replaces the recipe's model, so its --pretrained "
+              f"{values['pretrained']!r} is not used (give --pretrained to choose weights)", file=sys.stderr)
+        values["pretrained"] = _DEFAULTS.pretrained
     opts = values.get("method_options")
     if opts is None:
         values["method_options"] = {}
