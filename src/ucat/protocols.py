@@ -229,5 +229,39 @@ PROTOCOLS.register("robustvlm", Protocol(
         "fail there); none of the protocol's datasets has 3 to 9 classes",
     )))
 
+# ----------------------------------------------------------------------------- ucat-paper-multilabel (COCO)
+
+PROTOCOLS.register("ucat-paper-multilabel", Protocol(
+    name="ucat-paper-multilabel",
+    description="The official UCAT multi-label evaluation (Lu et al., MS-COCO tables): COCO 2017 val, "
+                "BCE-PGD and multi-label CW, 100 steps of 1/255 at eps 1, 2 and 4/255; mAP and P/R/F1 of the "
+                "top-3 and top-5 labels on the raw zero-shot logits.",
+    datasets=("coco2017",), attacks=("pgd-bce", "cw-ml"), eps=(1.0, 2.0, 4.0), steps=100, step_size=1.0,
+    restarts=1, classnames="official", templates="paper", interpolation="bilinear", uncertainty_alpha="official",
+    attack_options={"cw-ml": {"kappa": 50.0}},
+    sources={
+        "datasets": f"{_UCAT} replace/datasets/coco_multilabel_2017.py (val2017, instances_val2017.json)",
+        "attacks": f"{_UCAT} main-multilabel.py:87 (pgd | CW), 674-684; attacks_multilabel.py:17-58 (BCE PGD), "
+                   "60-113 (multi-label CW, kappa 50)",
+        "eps": f"{_UCAT} main-multilabel.py:53, 239 (test_eps / 255); the tables' 1, 2 and 4/255",
+        "steps": f"{_UCAT} main-multilabel.py:54 (test_numsteps 100)",
+        "step_size": f"{_UCAT} main-multilabel.py:55, 241 (1/255)",
+        "restarts": f"{_UCAT} attacks_multilabel.py:17-58 (one run, uniform random start)",
+        "n_samples": f"{_UCAT} replace/datasets/coco_multilabel_2017.py (every val2017 image)",
+        "attack_options": f"{_UCAT} attacks_multilabel.py:101 (relu(correct - wrong + 50))",
+        "classnames": f"{_UCAT} coco_multilabel_2017.py (category names by id); utils.py:19-22 (refine_classname)",
+        "templates": f"{_UCAT} main-multilabel.py:328 ('This is a photo of a {{}}')",
+        "interpolation": f"{_UCAT} utils.py:139-147 (torchvision's default, bilinear)",
+        "uncertainty_alpha": "not part of the multi-label evaluation",
+        "metrics": f"{_UCAT} main-multilabel.py:113-206 (compute_multilabel_metrics), 620-694 (top_k 3 and 5)",
+    },
+    differences=(
+        "aggregation: the official script averages per-batch metrics weighted by batch size; ucat computes them "
+        "over the whole set (ucat.multilabel.batch_mean reproduces the official aggregation)",
+        "AutoAttack: the official multi-label script runs the single-label AutoAttack on multi-hot targets "
+        "(attacks_multilabel.py attack_auto); ucat offers no multi-label AutoAttack",
+        "unlabelled images: kept as the official loader keeps them (all-zero targets)",
+    )))
+
 
 __all__ = ["DEFAULT_KEYS", "PROTOCOLS", "Protocol", "get_protocol", "list_protocols", "protocol_defaults"]
