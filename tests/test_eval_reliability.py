@@ -237,3 +237,10 @@ def test_missing_checkpoint_is_one_line(folder, tmp_path, capsys):
     assert cli_main(_args(folder, tmp_path / "eval", "--checkpoint", str(tmp_path / "nope.safetensors"))) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope.safetensors" in err[0] and "does not exist" in err[0]
+
+
+def test_out_pointing_at_a_file_is_refused_before_any_work(tmp_path, capsys):
+    target = tmp_path / "results.txt"
+    target.write_text("finished work")
+    assert cli_main(["eval", "--n-samples", "4", "--out", str(target)]) == 2
+    assert "--out" in capsys.readouterr().err and target.read_text() == "finished work"

@@ -7,6 +7,7 @@ loaded or an image is read.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
 
@@ -165,6 +166,8 @@ def validate(cfg: EvalConfig) -> None:
         raise ConfigError("temperature", f"must be a finite number > 0, got {cfg.temperature!r}")
     _sizes(cfg)
     _calibration(cfg)
+    if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        raise ConfigError("out", f"{cfg.out} is a file; give a folder for the results")
     labels = [m.label for m in cfg.models]
     if len(set(labels)) != len(labels):
         raise ConfigError("label", f"model labels must be unique, got {labels}")
