@@ -29,7 +29,8 @@ def _write_coco(root, images=((397133, [1, 44]), (37777, [62, 62, 67]), (252219,
 
 
 def test_targets_names_and_order_follow_the_official_loader(tmp_path):
-    ds = coco2017(_write_coco(tmp_path))
+    with pytest.warns(UserWarning, match="1 images have no label"):
+        ds = coco2017(_write_coco(tmp_path))
     assert len(CLASSES) == 80 and CLASSES[0] == "person" and CLASSES[-1] == "toothbrush" and ds.templates == [TEMPLATE]
     assert len(ds) == 4 and ds.n_unlabelled == 1                                 # kept, as officially
     idx = {cid: i for i, (cid, _) in enumerate(CATEGORIES)}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -127,6 +128,10 @@ def coco2017(root: str | os.PathLike, split: str = "val", transform: Optional[Ca
     if empty and unlabelled == "error":
         raise CorruptFileError(f"{ann}: {len(empty)} images have no label (e.g. image id {empty[0]}); evaluate "
                                f"with unlabelled='keep' (the official protocol) or 'drop'")
+    if empty and unlabelled == "keep":
+        warnings.warn(f"{ann}: {len(empty)} images have no label; kept as the official evaluation keeps them "
+                      f"(they count only as negatives; recorded as n_unlabelled); unlabelled='drop' leaves them out",
+                      stacklevel=2)
     # the file's image order, as pycocotools' getImgIds() gives it to the official loader
     keep = [i for i in files if labels[i] or unlabelled == "keep"]
     samples = [(str(files[i]), sorted(labels[i])) for i in keep]
