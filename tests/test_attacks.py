@@ -10,20 +10,6 @@ EPS = 4 / 255
 
 
 @pytest.fixture()
-def spread_classifier(tiny_bundle):
-    """5 classes whose text embeddings are the tiny CLIP's embeddings of 5 random images, at the
-    paper's logit scale 100: predictions on random images then spread over the classes (the random
-    tiny text tower alone predicts one class for everything)."""
-    from ucat.models import ZeroShotClassifier
-
-    g = torch.Generator().manual_seed(1)
-    protos = torch.rand(5, 3, 32, 32, generator=g)
-    with torch.no_grad():
-        head = F.normalize(tiny_bundle.encoder(protos).float(), dim=-1)       # (5, D)
-    return ZeroShotClassifier(tiny_bundle.encoder, head, 100.0, [f"class{i}" for i in range(5)])
-
-
-@pytest.fixture()
 def batch(spread_classifier):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(12, 3, 32, 32, generator=g)

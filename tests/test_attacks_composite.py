@@ -12,20 +12,10 @@ EPS = 2 / 255
 
 
 @pytest.fixture()
-def spread(tiny_bundle):
-    from ucat.models import ZeroShotClassifier
-
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        head = F.normalize(tiny_bundle.encoder(torch.rand(5, 3, 32, 32, generator=g)).float(), dim=-1)
-    return ZeroShotClassifier(tiny_bundle.encoder, head, 100.0, [f"c{i}" for i in range(5)]).eval()
-
-
-@pytest.fixture()
-def batch(spread):
+def batch(spread_classifier):
     x = torch.rand(10, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        y = spread(x).argmax(-1)
+        y = spread_classifier(x).argmax(-1)
     return x, y
 
 
@@ -68,50 +58,50 @@ def _official_a3_one_restart(model, images, target, eps, steps, step_size):
     return x.detach()
 
 
-def test_caa_equals_the_official_linf_component(spread, batch):
+def test_caa_equals_the_official_linf_component(spread_classifier, batch):
     x, y = batch
-    ours = create_attack("caa", eps=EPS, step_size=1 / 255, steps=30)(spread, x, y)
-    ref = _official_caa_linf(spread, x, y, EPS, 30)
+    ours = create_attack("caa", eps=EPS, step_size=1 / 255, steps=30)(spread_classifier, x, y)
+    ref = _official_caa_linf(spread_classifier, x, y, EPS, 30)
     assert torch.allclose(ours, ref, atol=1e-7)
     assert ours is not x and (ours - x).abs().max() <= EPS + 1e-7
     assert create_attack("caa", eps=EPS, step_size=1 / 255, steps=30).step_size == pytest.approx(2.5 * 4 / 255 / 30)
 
 
-def test_a3_equals_the_official_simplified_attack(spread, batch):
+def test_a3_equals_the_official_simplified_attack(spread_classifier, batch):
     x, y = batch
     torch.manual_seed(5)
-    ours = create_attack("a3", eps=EPS, step_size=0.5 / 255, steps=20)(spread, x, y)
+    ours = create_attack("a3", eps=EPS, step_size=0.5 / 255, steps=20)(spread_classifier, x, y)
     torch.manual_seed(5)
-    ref = _official_a3_one_restart(spread, x, y, EPS, 20, 0.5 / 255)
+    ref = _official_a3_one_restart(spread_classifier, x, y, EPS, 20, 0.5 / 255)
     assert torch.allclose(ours, ref, atol=1e-7)
     torch.manual_seed(5)
-    more = create_attack("a3", eps=EPS, step_size=0.5 / 255, steps=20, restarts=3)(spread, x, y)
+    more = create_attack("a3", eps=EPS, step_size=0.5 / 255, steps=20, restarts=3)(spread_classifier, x, y)
     with torch.no_grad():
-        fooled1 = (spread(ours).argmax(-1) != y).sum()
-        fooled3 = (spread(more).argmax(-1) != y).sum()
+        fooled1 = (spread_classifier(ours).argmax(-1) != y).sum()
+        fooled3 = (spread_classifier(more).argmax(-1) != y).sum()
     assert fooled3 >= fooled1 and (more - x).abs().max() <= EPS + 1e-7
 
 
 @pytest.mark.parametrize("name", ["caa", "a3"])
-def test_contract_eps_zero_budget_and_bad_options(name, spread, batch):
+def test_contract_eps_zero_budget_and_bad_options(name, spread_classifier, batch):
     x, y = batch
-    assert torch.equal(create_attack(name, eps=0.0, step_size=1 / 255, steps=5)(spread, x, y), x)
-    adv = create_attack(name, eps=EPS, step_size=1 / 255, steps=10)(spread, x, y)
+    assert torch.equal(create_attack(name, eps=0.0, step_size=1 / 255, steps=5)(spread_classifier, x, y), x)
+    adv = create_attack(name, eps=EPS, step_size=1 / 255, steps=10)(spread_classifier, x, y)
     with torch.no_grad():
-        assert (spread(adv).argmax(-1) == y).float().mean() <= (spread(x).argmax(-1) == y).float().mean()
+        assert (spread_classifier(adv).argmax(-1) == y).float().mean() <= (spread_classifier(x).argmax(-1) == y).float().mean()
     with pytest.raises(ConfigError):
         create_attack(name, eps=EPS, step_size=1 / 255, steps=0)
     with pytest.raises(ConfigError):
         create_attack(name, eps=EPS, step_size=1 / 255, steps=5, norm="l2")
 
 
-def test_multilabel_attacks_equal_the_official_losses(spread, batch):
+def test_multilabel_attacks_equal_the_official_losses(spread_classifier, batch):
     x, _ = batch
     g = torch.Generator().manual_seed(2)
     targets = (torch.rand(10, 5, generator=g) < 0.4).long()
     targets[0] = 0                                                        # an image with no positive
     with torch.no_grad():
-        logits = spread(x).float()
+        logits = spread_classifier(x).float()
     pgd = create_attack("pgd-bce", eps=EPS, step_size=1 / 255, steps=3)
     assert float(pgd.objective(logits, targets.float())) == pytest.approx(
         float(torch.nn.BCEWithLogitsLoss(reduction="sum")(logits, targets.float())), rel=1e-6)
@@ -121,7 +111,7 @@ def test_multilabel_attacks_equal_the_official_losses(spread, batch):
     wrong = logits.masked_fill(mask.bool(), torch.finfo(logits.dtype).min).max(1).values
     assert float(cw.objective(logits, mask)) == pytest.approx(float(-torch.sum(F.relu(correct - wrong + 50))), rel=1e-6)
     for attack in (pgd, cw):
-        adv = attack(spread, x, targets)
+        adv = attack(spread_classifier, x, targets)
         assert (adv - x).abs().max() <= EPS + 1e-7 and adv.min() >= 0 and adv.max() <= 1
     with pytest.raises(ValueError, match="multi-hot"):
-        pgd(spread, x, targets[:, 0])
+        pgd(spread_classifier, x, targets[:, 0])

@@ -64,6 +64,17 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (the owner of a lock or a temporary folder)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:            # it exists, under another user
+        return True
+    return True
+
+
 def to_jsonable(obj: Any) -> Any:
     """Plain JSON types; non-finite floats become None (strict JSON has no NaN)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

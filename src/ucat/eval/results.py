@@ -25,7 +25,7 @@ from .. import __version__
 from ..data import DATASETS, resolve_root
 from ..data.build import is_path_dataset, locate
 from ..errors import UcatError
-from ..io import save_json, to_jsonable
+from ..io import process_alive, save_json, to_jsonable
 from ..models.clip import BUILTIN_WEIGHTS
 from .config import EvalConfig, ModelSpec
 
@@ -204,13 +204,7 @@ def load_finished(path: Path, key: Dict[str, Any]) -> tuple:
 
 # ----------------------------------------------------------------------------- locks
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+
     return True
 
 
@@ -247,7 +241,7 @@ class ResultLock:
                 return time.time() - self.path.stat().st_mtime > 30
             except OSError:
                 return True
-        return owner.get("host") == socket.gethostname() and not _alive(int(owner.get("pid", -1)))
+        return owner.get("host") == socket.gethostname() and not process_alive(int(owner.get("pid", -1)))
 
     def release(self) -> None:
         if self.held:

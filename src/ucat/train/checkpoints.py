@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from ..errors import ConfigError, CorruptFileError, UnsafeFileError
 from ..models.checkpoint import save_safetensors_atomic, save_vision_weights
-from ..io import atomic_write_text
+from ..io import atomic_write_text, process_alive
 from .state import decode, dumps_strict, encode, loads_strict
 
 CHECKPOINT_DIR = "checkpoints"
@@ -182,13 +182,6 @@ def last_intact_checkpoint(run_dir: Path) -> Optional[Path]:
     return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
@@ -198,7 +191,7 @@ def clean_stale_tmp(run_dir: Path) -> List[Path]:
     removed = []
     for p in (sorted(d.glob(".tmp-step-*")) if d.is_dir() else []):
         pid = p.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid)):
             continue
         shutil.rmtree(p, ignore_errors=True)
         removed.append(p)
