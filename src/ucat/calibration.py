@@ -108,6 +108,31 @@ def bootstrap_mean_interval(metric: Callable[[torch.Tensor, torch.Tensor], float
     return float(lo), float(hi)
 
 
+def bootstrap_replicates(metrics: Dict[str, Callable[[torch.Tensor, torch.Tensor], float]], logits: torch.Tensor,
+                         labels: torch.Tensor, n_boot: int = 1000, seed: int = 0) -> Dict[str, torch.Tensor]:
+    """(n_boot,) replicate values of every metric, all on the same seeded resamples of the images
+    (so that several datasets' replicates can be averaged index by index for the Average row)."""
+    if n_boot < 10:
+        raise ConfigError("n_boot", f"must be >= 10, got {n_boot}")
+    g = torch.Generator().manual_seed(int(seed))
+    out = {name: torch.empty(n_boot, dtype=torch.float64) for name in metrics}
+    for b in range(n_boot):
+        i = torch.randint(0, labels.shape[0], (labels.shape[0],), generator=g)       # (N,)
+        for name, fn in metrics.items():
+            out[name][b] = fn(logits[i], labels[i])
+    return out
+
+
+def percentile_interval(values: torch.Tensor, level: float = 0.95) -> Tuple[float, float]:
+    """The percentile interval of bootstrap replicate ``values`` (NaN replicates left out)."""
+    v = values.double()
+    v = v[~torch.isnan(v)]
+    if v.numel() == 0:
+        return float("nan"), float("nan")
+    lo, hi = torch.quantile(v, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)).tolist()
+    return float(lo), float(hi)
+
+
 # ----------------------------------------------------------------------------- temperature scaling
 
 def held_out_split(n: int, fraction: float, seed: int) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -109,6 +109,8 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", default=_D.out, help="output folder (default %(default)s)")
     g.add_argument("--save-logits", action="store_true", help="also save per-sample clean/adversarial logits (npz)")
     g.add_argument("--n-bins", type=int, default=_D.n_bins, help="calibration bins (default %(default)s)")
+    g.add_argument("--bootstrap", type=int, default=_D.bootstrap,
+                   help="seeded bootstrap resamples for 95%% intervals of accuracy, ECE, NLL, Brier, AURC (0 = off; e.g. 1000)")
     g.add_argument("--binning", choices=("width", "mass"), default=_D.binning)
     g.add_argument("--temperature", type=float, default=_D.temperature, help="tau' of the Dirichlet uncertainty")
     g.add_argument("--uncertainty-alpha", choices=ALPHA_FORMS, default=None,
@@ -231,6 +233,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
         calibration_setting=args.calibration_setting, calibration_fit=args.calibration_fit,
         calibration_fraction=args.calibration_fraction, calibration_data=args.calibration_data,
         calibration_split=args.calibration_split, calibration_n=args.calibration_n, ood=list(args.ood or []),
+        bootstrap=args.bootstrap,
         ood_attack=args.ood_attack, **fields)
 
 

@@ -88,6 +88,7 @@ class EvalConfig:
     calibration_data: Optional[str] = None    # zero-shot: the calibration dataset (never an evaluated one)
     calibration_split: Optional[str] = None   # zero-shot: its split (None: the dataset's protocol split)
     calibration_n: Optional[int] = 1000       # zero-shot: a seeded subset of it (None: all)
+    bootstrap: int = 0                        # bootstrap resamples for 95% intervals (0: none; ucat.eval.intervals)
     ood: List[str] = field(default_factory=list)   # out-of-distribution sets scored against each evaluated one
     ood_attack: str = "calib-over"            # the attack that makes OOD images look familiar (at the first eps)
     plots: bool = True
@@ -166,6 +167,8 @@ def validate(cfg: EvalConfig) -> None:
         raise ConfigError("temperature", f"must be a finite number > 0, got {cfg.temperature!r}")
     _sizes(cfg)
     _calibration(cfg)
+    if not isinstance(cfg.bootstrap, int) or (cfg.bootstrap != 0 and cfg.bootstrap < 10):
+        raise ConfigError("bootstrap", f"must be 0 (off) or >= 10 resamples, got {cfg.bootstrap!r}")
     if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
         raise ConfigError("out", f"{cfg.out} is a file; give a folder for the results")
     labels = [m.label for m in cfg.models]

@@ -40,6 +40,7 @@ from .calibrate import calibrate_result, zero_shot_fit
 from .checks import cross_checks
 from .config import EvalConfig, ModelSpec, validate
 from .interop import write_clip_benchmark, write_report
+from .intervals import save_replicates, write_intervals
 from .multilabel import check_attacks, is_multilabel, multilabel_result
 from .ood import evaluate_ood
 from .plots import reliability_diagram, risk_coverage_plot, uncertainty_histogram
@@ -252,6 +253,8 @@ class Evaluator:
             uncertainty_histogram(scores["clean"], scores["adv"], f"{stem}_uncertainty.png", head)
             if torch.isfinite(clean.logits).all() and torch.isfinite(adv.logits).all():
                 risk_coverage_plot(selective_curves(clean.logits, adv.logits, clean.labels), f"{stem}_riskcov.png", head)
+        if scores is not None and "_bootstrap" in scores:
+            save_replicates(path, scores.pop("_bootstrap"))
         if self.cfg.save_logits:
             with atomic_path(f"{stem}_logits.npz") as tmp:
                 with open(tmp, "wb") as fh:
@@ -303,7 +306,7 @@ class Evaluator:
         if self.info.is_main:                    # written when the run's results are: a refused run overwrites nothing
             self.out.mkdir(parents=True, exist_ok=True)
             save_json(self.out / "eval_config.json", {"config": c, "versions": self.versions, "eps_unit": EPS_UNIT})
-            write_summary(all_results, self.out, self.ood_records)
+            write_summary(all_results, self.out, self.ood_records, write_intervals(all_results, self.out))
             write_report(all_results, self.out)
         barrier(self.info)
         _refuse_non_finite(all_results)

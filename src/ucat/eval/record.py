@@ -16,8 +16,9 @@ from ..uncertainty import ALPHA_DESCRIPTIONS
 from ..units import EPS_UNIT, fmt_eps, to_fraction
 from .checks import sanity_checks
 from .config import EvalConfig, ModelSpec
+from .intervals import result_intervals
 from .selective import selective_block
-from .sharding import PassLogits
+from .sharding import PassLogits, batch_seed
 from .table import measure, pass_scores
 
 
@@ -70,6 +71,10 @@ def build_result(job: Job, cfg: EvalConfig, attack_name: str, eps: float, step: 
     res["adv"] = measure(adv.logits, adv.labels, scores["adv"], cfg.n_bins, cfg.binning)
     if torch.isfinite(clean.logits).all() and torch.isfinite(adv.logits).all():
         res["selective"] = selective_block(clean.logits, adv.logits, clean.labels, cfg.seed)
+        if cfg.bootstrap:
+            seed = batch_seed(cfg.seed, "bootstrap", job.dataset) % 2 ** 31      # independent per dataset
+            res["intervals"], scores["_bootstrap"] = result_intervals(clean.logits, adv.logits, clean.labels,
+                                                                      cfg.bootstrap, seed)
     res["sanity"] = sanity_checks(res, clean.logits, adv.logits)
     res["non_finite"] = res["sanity"].pop("non_finite")
     where = f"{job.spec.label}/{job.dataset}/{attack_name}"

@@ -151,7 +151,7 @@ def single_label(results: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 
 def write_summary(results: Iterable[Dict[str, Any]], out_dir: str | Path,
-                  ood: Sequence[Dict[str, Any]] = ()) -> None:
+                  ood: Sequence[Dict[str, Any]] = (), extra: str = "") -> None:
     """Write ``summary.csv`` and ``summary.md`` (and ``summary_multilabel.csv``) in ``out_dir`` (atomically)."""
     results = list(results)
     out = Path(out_dir)
@@ -161,7 +161,7 @@ def write_summary(results: Iterable[Dict[str, Any]], out_dir: str | Path,
     if multi:
         atomic_write_text(out / "summary_multilabel.csv", multilabel_csv(multi))
     atomic_write_text(out / "summary.md", "# ucat eval summary\n\n" + summary_markdown(results)
-                      + ("\n" + ood_markdown(list(ood)) if ood else ""))
+                      + ("\n" + ood_markdown(list(ood)) if ood else "") + ("\n" + extra if extra else ""))
 
 
 def summary_markdown(results: Iterable[Dict[str, Any]]) -> str:

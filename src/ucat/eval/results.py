@@ -170,6 +170,8 @@ def result_key(cfg: EvalConfig, spec: ModelSpec, dataset: str, attack: str, eps:
            "data": data, "protocol": cfg.protocol, "attack": attack, "eps": eps,
            "attack_options": cfg.attack_options.get(attack, {})}
     key.update({k: getattr(cfg, k) for k in _SETTINGS})
+    if cfg.bootstrap:
+        key["bootstrap"] = cfg.bootstrap
     if cfg.calibrate:                   # only then: results without it keep their keys
         key["calibration"] = {k: getattr(cfg, k) for k in _CALIBRATION}
     return to_jsonable(key)
