@@ -314,3 +314,13 @@ def test_shipped_recipe_parses_and_is_packaged():
         10, 128, 1e-4, "sgd", 0.9, 0.0)
     assert (cfg.eps, cfg.attack_steps, cfg.attack_step_size, cfg.warmup_steps) == (1, 2, 1, 1000)
     assert cfg.method_options == {"alpha": 0.10, "beta": 0.07, "distance": "l2"}
+
+
+def test_ucat_train_runs_comp_tga_end_to_end(tmp_path, one_thread):
+    """The trainer binds the non-class text head itself (Method.bind): `ucat train --method comp-tga` runs."""
+    from ucat.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--method", "comp-tga", "--model", "ucat-world", "--data", "world-train", "--n-samples", "64",
+                 "--max-steps", "2", "--batch-size", "8", "--out", str(out), "--no-progress"]) == 0
+    assert (out / "final.safetensors").is_file()

@@ -77,6 +77,11 @@ class Method(nn.Module):
         feats = F.normalize(self.reference_features(images), dim=-1)          # (B, D)
         return self.classifier.logits_from_features(feats)                     # (B, C)
 
+    def bind(self, bundle) -> "Method":
+        """Take what the method needs of the CLIP beyond the classifier (the trainer calls this once, with
+        the :class:`ucat.models.ClipBundle` the classifier was built from); the default needs nothing."""
+        return self
+
     def options(self) -> Dict[str, Any]:
         """The method's resolved hyperparameters (for logs and the run config)."""
         return {}

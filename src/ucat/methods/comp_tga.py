@@ -127,6 +127,10 @@ class CompTGA(Method):
                 "token_norm": self.token_norm, "ce_weight": self.ce_weight,
                 "negative_template": self.negative_template}
 
+    def bind(self, bundle) -> "CompTGA":
+        """The trainer's hook (:meth:`ucat.methods.base.Method.bind`): builds the non-class text head."""
+        return self.bind_text(bundle)
+
     def bind_text(self, bundle) -> "CompTGA":
         """Embed the non-class prompts of the classifier's classes with ``bundle``'s text tower.
 

@@ -168,7 +168,7 @@ def _setup(cfg: TrainConfig, info: DistInfo, callbacks: Sequence[Callback]) -> R
     for p in params:
         p.requires_grad_(True)
     attack, val_attack = make_attacks(cfg)
-    method = create_method(cfg.method, classifier, reference, attack, **cfg.method_options)
+    method = create_method(cfg.method, classifier, reference, attack, **cfg.method_options).bind(bundle)
     method.world_size = info.world_size     # for batch-summed loss terms (see Method.world_size)
     method.to(device).train()
     sampler = ResumableSampler(train_set, info.world_size, info.rank, cfg.seed)
