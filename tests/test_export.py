@@ -64,3 +64,20 @@ def test_model_card_and_refusals(checkpoint, tmp_path, capsys):
     assert main(["export", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
     assert "no checkpoint there" in capsys.readouterr().err and not (tmp_path / "x").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]          # no temp folder left
+
+
+def test_ucat_loads_an_exported_folder_as_local_dir(checkpoint, tmp_path, capsys):
+    """`--model local-dir:DIR` (open_clip's id for a Hugging Face-layout folder) loads the export;
+    a half-copied folder is one line naming what is missing."""
+    out = export_hub(checkpoint, tmp_path / "hub")
+    bundle = load_clip(f"local-dir:{out}")
+    ours = load_clip("ucat-world")
+    load_vision_weights(ours, checkpoint)
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.allclose(bundle.encoder(x), ours.encoder(x), atol=1e-5)
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / CONFIG_NAME).write_text((out / CONFIG_NAME).read_text())
+    assert main(["eval", "--model", f"local-dir:{half}", "--out", str(tmp_path / "o")]) == 2
+    assert "lacks open_clip_model.safetensors" in capsys.readouterr().err

@@ -236,13 +236,30 @@ def _create_model(name: str, weights: Optional[str], device) -> nn.Module:
                          f"{describe_mismatch(expected, state) or e}") from None
 
 
+LOCAL_DIR = "local-dir:"
+
+
+def _check_local_dir(folder: str) -> None:
+    """A ``local-dir:`` model folder in the open_clip Hugging Face layout (``ucat export`` writes one)."""
+    d = Path(folder).expanduser()
+    if not d.is_dir():
+        raise FileNotFoundError(f"{LOCAL_DIR}{folder}: no such folder")
+    missing = [n for n in ("open_clip_config.json",) if not (d / n).is_file()]
+    weights = [n for n in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin") if (d / n).is_file()]
+    if missing or not weights:
+        what = ", ".join(missing + ([] if weights else ["open_clip_model.safetensors"]))
+        raise FileNotFoundError(f"{LOCAL_DIR}{folder} lacks {what} (a half-copied or half-downloaded model folder?); "
+                                f"copy the whole folder again (ucat export writes all of it)")
+
+
 def load_clip(model: str = "ucat-world", pretrained: Optional[str] = None,
               device: str | torch.device = "cpu") -> ClipBundle:
     """Load an open_clip CLIP by architecture name and weights source.
 
     Args:
         model: open_clip architecture (``ViT-B-32``), a ucat architecture (``ucat-tiny``,
-            ``ucat-world``), or an ``hf-hub:org/repo`` id.
+            ``ucat-world``), an ``hf-hub:org/repo`` id, or a ``local-dir:DIR`` folder in the open_clip
+            Hugging Face layout (what ``ucat export`` writes).
         pretrained: a pretrained tag of that architecture (``openai``), a local weights file
             (.pt/.bin/.safetensors), an ``hf-hub:`` id, or None: random init, except for models
             that ship their weights with ucat (``ucat-world``).
@@ -255,7 +272,9 @@ def load_clip(model: str = "ucat-world", pretrained: Optional[str] = None,
     register_model_configs()
     if not model:
         raise ValueError("--model is empty; give an open_clip architecture such as ViT-B-32 or ucat-world")
-    if not model.startswith("hf-hub:") and model not in open_clip.list_models():
+    if model.startswith(LOCAL_DIR):
+        _check_local_dir(model[len(LOCAL_DIR):])
+    elif not model.startswith("hf-hub:") and model not in open_clip.list_models():
         close = [m for m in open_clip.list_models() if model.lower().replace("/", "-") in m.lower()][:8]
         hint = f" Did you mean: {', '.join(close)}?" if close else " See `ucat models` for the list."
         raise ValueError(f"unknown architecture {model!r}.{hint}")
