@@ -59,3 +59,19 @@ def test_ucat_eval_by_name_says_what_to_fetch(tmp_path, monkeypatch, capsys):
     assert main(["eval", "--model", "tecoa4-b32", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "vitb32_tecoa_eps_4.pt" in err and str(tmp_path / "weights") in err and not (tmp_path / "out").exists()
+
+
+def test_pretrained_vision_state_dict_on_a_base(tmp_path, tiny_bundle, capsys):
+    """--pretrained FILE --base TAG: a RobustVLM-shaped file (visual. prefix, wrapped in a dict) on its base."""
+    state = {"state_dict": {f"visual.{k}": v for k, v in tiny_bundle.model.visual.state_dict().items()}}
+    f = tmp_path / "fare_like.pt"
+    torch.save(state, f)
+    out = tmp_path / "out"
+    assert main(["eval", "--model", "ucat-tiny", "--pretrained", str(f), "--base", "none", "--datasets", "world-shape",
+                 "--n-samples", "8", "--attacks", "none", "--out", str(out), "--no-progress", "--no-plots"]) == 0
+    assert list(out.rglob("none-eps0.json"))
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"visual.proj": torch.zeros(3, 3)}, wrong)
+    assert main(["eval", "--model", "ucat-tiny", "--pretrained", str(wrong), "--base", "none",
+                 "--out", str(tmp_path / "o2")]) == 2
+    assert "wrong.pt" in capsys.readouterr().err

@@ -56,6 +56,9 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                    help="open_clip architecture, shipped model, or a published robust checkpoint's name "
                         "(ucat models --robust) (default %(default)s)")
     g.add_argument("--pretrained", default=None, help="pretrained tag (openai), local weights file or hf-hub id")
+    g.add_argument("--base", default=None, metavar="TAG",
+                   help="with --pretrained FILE holding only a vision encoder (e.g. RobustVLM's fare_eps_2.pt): the "
+                        "pretrained tag of the base model its text tower comes from (e.g. openai)")
     g.add_argument("--checkpoint", nargs="+", default=None, metavar="FILE",
                    help="vision weights written by `ucat train` (several: one model each)")
     g.add_argument("--label", default=None, help="name of the model in reports (default: checkpoint stem or --model)")
@@ -166,6 +169,11 @@ def model_specs(args: argparse.Namespace) -> List[ModelSpec]:
             raise ValueError(f"--model {args.model} names a published checkpoint; drop --checkpoint/--pretrained")
         arch, pretrained, checkpoint = resolve_robust(args.model)
         return [ModelSpec(args.label or args.model, arch, pretrained, checkpoint)]
+    if getattr(args, "base", None):               # --pretrained is a vision-encoder state dict on top of --base
+        if not args.pretrained or ckpts:
+            raise ValueError("--base names the base of a vision-encoder file given as --pretrained FILE; give "
+                             "--pretrained FILE (and no --checkpoint)")
+        return [ModelSpec(args.label or Path(args.pretrained).stem, args.model, args.base, args.pretrained)]
     if not ckpts:
         return [ModelSpec(args.label or args.model, args.model, args.pretrained, None)]
     specs = []
