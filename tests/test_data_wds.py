@@ -83,7 +83,8 @@ def test_wds_prefix_reads_a_benchmark_with_the_protocol_names(tmp_path):
 
     names = classnames("cifar10")
     _write_wds(tmp_path / "wds_vtab-cifar10", [4, 3], classnames=[n.upper() for n in names])
-    ds = build_dataset("wds:cifar10", root=str(tmp_path), image_size=32)
+    with pytest.warns(UserWarning, match="10 of 10 class names differ"):
+        ds = build_dataset("wds:cifar10", root=str(tmp_path), image_size=32)
     assert ds.classes == names and len(ds) == 7 and ds[0][0].shape == (3, 32, 32)
     assert len(ds.templates) == 1 and "{}" in ds.templates[0]               # the paper's prompt, not the shards'
     assert len(ds.name_differences) == 10                                   # CLIP_benchmark's own list differs

@@ -182,6 +182,11 @@ def _wds_dataset(target: str, root, split, transform, image_size, spec, classnam
                                 f"<folder>/{{classnames.txt, zeroshot_classification_templates.txt, <split>/<n>.tar}})")
     tf = transform or default_transform(info, image_size, None, interpolation)
     ds = wds_dataset(folder, split or "test", tf, classes, templates, strict, name=f"{WDS_PREFIX}{target}")
+    if ds.name_differences:
+        i, theirs, ours = ds.name_differences[0]
+        warnings.warn(f"{WDS_PREFIX}{target}: {len(ds.name_differences)} of {len(ds.classes)} class names differ from "
+                      f"CLIP_benchmark's classnames.txt (e.g. label {i}: {theirs!r} there, {ours!r} here); the "
+                      f"protocol's names are used (classnames={classnames!r})", stacklevel=2)
     if info is None and spec not in (None, "paper", ["paper"]):
         ds.templates = resolve_templates(spec, ds.templates)
     return ds
