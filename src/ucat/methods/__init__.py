@@ -8,7 +8,7 @@ and maps a batch to ``{"loss": scalar, <named parts>}``. The trainer never knows
     >>> out = method(images, labels)          # images (B, 3, H, W) in [0,1], labels (B,)
     >>> out["loss"].backward()
 
-Registered: ``ucat``, ``tecoa``, ``pmg-aft``, ``fare``, ``tga-zsr``, ``clean``.
+Registered: ``ucat``, ``tecoa``, ``pmg-aft``, ``fare``, ``tga-zsr``, ``comp-tga``, ``clean``.
 """
 from .base import METHODS, Method, create_method, method_options
 
