@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -224,17 +224,17 @@ class Evaluator:
                             self.info)
                 zero_shot_fit(self, job, attack, attack_name, eps)            # collective: every rank
                 if self.info.is_main and is_multilabel(job.ds):
-                    res, scores = multilabel_result(job, c, attack_name, eps, self.step_size(eps), attack, clean, adv,
-                                                    time.time() - t0), None
+                    res, scores, replicates = multilabel_result(job, c, attack_name, eps, self.step_size(eps), attack,
+                                                                clean, adv, time.time() - t0), None, None
                 elif self.info.is_main:
-                    res, scores = build_result(job, c, attack_name, eps, self.step_size(eps), attack, clean, adv,
-                                               time.time() - t0)
+                    res, scores, replicates = build_result(job, c, attack_name, eps, self.step_size(eps), attack,
+                                                           clean, adv, time.time() - t0)
                     calibrate_result(self, res, job, attack_name, eps, clean, adv)
                 if self.info.is_main:
                     res.update({"world_size": self.info.world_size, "key": plan.keys[(attack_name, eps)],
                                 "versions": self.versions})
                     self._write(self.result_path(job.spec.label, job.dataset, attack_name, eps), res, clean, adv,
-                                scores)
+                                scores, replicates)
                     plan.results[(attack_name, eps)] = res
                     locks.pop((attack_name, eps)).release()
                 barrier(self.info)
@@ -243,7 +243,7 @@ class Evaluator:
                 lock.release()
 
     def _write(self, path: Path, res: Dict[str, Any], clean: PassLogits, adv: PassLogits,
-               scores: Dict[str, Dict[str, torch.Tensor]]) -> None:
+               scores: Optional[Dict[str, Dict[str, torch.Tensor]]], replicates: Optional[Dict[str, Any]]) -> None:
         """Plots, logits, then the JSON (last: its presence marks the result finished)."""
         stem = path.with_suffix("")
         stem.parent.mkdir(parents=True, exist_ok=True)
@@ -253,8 +253,8 @@ class Evaluator:
             uncertainty_histogram(scores["clean"], scores["adv"], f"{stem}_uncertainty.png", head)
             if torch.isfinite(clean.logits).all() and torch.isfinite(adv.logits).all():
                 risk_coverage_plot(selective_curves(clean.logits, adv.logits, clean.labels), f"{stem}_riskcov.png", head)
-        if scores is not None and "_bootstrap" in scores:
-            save_replicates(path, scores.pop("_bootstrap"))
+        if replicates is not None:
+            save_replicates(path, replicates)
         if self.cfg.save_logits:
             with atomic_path(f"{stem}_logits.npz") as tmp:
                 with open(tmp, "wb") as fh:

@@ -38,8 +38,13 @@ def result_intervals(clean_logits, adv_logits, labels, n_boot: int, seed: int):
     return block, reps
 
 
+def replicates_path(result: Path) -> Path:
+    """Where a result's bootstrap replicates lie: ``<result stem>_bootstrap.npz`` beside its JSON."""
+    return result.with_name(result.stem + "_bootstrap.npz")
+
+
 def save_replicates(path: Path, reps: Dict[str, Dict[str, torch.Tensor]]) -> None:
-    with atomic_path(path.with_name(path.stem + "_bootstrap.npz")) as tmp:
+    with atomic_path(replicates_path(path)) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **{f"{s}.{m}": v.numpy() for s, d in reps.items() for m, v in d.items()})
 
@@ -52,8 +57,7 @@ def average_intervals(results: Sequence[Dict[str, Any]], out: Path) -> List[Dict
             groups.setdefault((r["model"], r["attack"], float(r["eps"])), []).append(r)
     rows = []
     for (model, attack, eps), rs in groups.items():
-        files = [R.result_path(out, r["model"], r["dataset"], r["attack"], float(r["eps"])) for r in rs]
-        files = [f.with_name(f.stem + "_bootstrap.npz") for f in files]
+        files = [replicates_path(R.result_path(out, r["model"], r["dataset"], r["attack"], float(r["eps"]))) for r in rs]
         if not all(f.is_file() for f in files) or len({r["intervals"]["n_boot"] for r in rs}) != 1:
             continue
         stored = [np.load(f) for f in files]

@@ -45,9 +45,10 @@ def check_attacks(dataset: str, attacks: Iterable[str]) -> None:
 
 
 def _split(logits, targets, logit_scale: float) -> Dict[str, Any]:
-    out: Dict[str, Any] = {"mAP": multilabel_metrics(logits, targets, TOP_K[0])["mAP"]}
+    out: Dict[str, Any] = {}
     for k in TOP_K:
         m = multilabel_metrics(logits, targets, k)
+        out.setdefault("mAP", m["mAP"])                     # mAP does not depend on k
         out[f"top{k}"] = {key: v for key, v in m.items() if key not in ("mAP", "top_k")}
     out["label_ece"] = label_ece(logits, targets, logit_scale)
     return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
@@ -54,8 +54,10 @@ def header(job: Job, cfg: EvalConfig, attack_name: str, eps: float, step: float,
 
 
 def build_result(job: Job, cfg: EvalConfig, attack_name: str, eps: float, step: float, attack,
-                 clean: PassLogits, adv: PassLogits, secs: float) -> Tuple[Dict[str, Any], Dict[str, Dict[str, torch.Tensor]]]:
-    """(the result record, the per-sample scores of both passes) of one attack on one (model, dataset)."""
+                 clean: PassLogits, adv: PassLogits, secs: float
+                 ) -> Tuple[Dict[str, Any], Dict[str, Dict[str, torch.Tensor]], Optional[Dict[str, Any]]]:
+    """(the result record, the per-sample scores of both passes, the bootstrap replicates or None) of one
+    attack on one (model, dataset)."""
     if not torch.equal(clean.index, adv.index):
         raise RuntimeError("clean and adversarial passes saw different samples (unreadable images changed?)")
     if len(clean.labels) == 0:
@@ -69,16 +71,17 @@ def build_result(job: Job, cfg: EvalConfig, attack_name: str, eps: float, step: 
                      "n_classes": int(clean.logits.shape[1])}
     res["clean"] = measure(clean.logits, clean.labels, scores["clean"], cfg.n_bins, cfg.binning)
     res["adv"] = measure(adv.logits, adv.labels, scores["adv"], cfg.n_bins, cfg.binning)
+    replicates = None
     if torch.isfinite(clean.logits).all() and torch.isfinite(adv.logits).all():
         res["selective"] = selective_block(clean.logits, adv.logits, clean.labels, cfg.seed)
         if cfg.bootstrap:
             seed = batch_seed(cfg.seed, "bootstrap", job.dataset) % 2 ** 31      # independent per dataset
-            res["intervals"], scores["_bootstrap"] = result_intervals(clean.logits, adv.logits, clean.labels,
-                                                                      cfg.bootstrap, seed)
+            res["intervals"], replicates = result_intervals(clean.logits, adv.logits, clean.labels,
+                                                            cfg.bootstrap, seed)
     res["sanity"] = sanity_checks(res, clean.logits, adv.logits)
     res["non_finite"] = res["sanity"].pop("non_finite")
     where = f"{job.spec.label}/{job.dataset}/{attack_name}"
     for w in res["sanity"]["warnings"] + [f"{attack_name}: {n}" for n in adv.notes]:
         warnings.warn(f"{where}: {w}", stacklevel=2)
     res.update({"time_s": secs, "config": to_jsonable(cfg)})
-    return res, scores
+    return res, scores, replicates
