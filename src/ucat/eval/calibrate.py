@@ -23,7 +23,7 @@ import torch
 from .. import calibration as K
 from ..calibration import held_out_split as oracle_split
 from .. import metrics as M
-from ..data import build_dataset, subsample
+from ..data import subsample
 from .multilabel import is_multilabel
 from .sharding import PassLogits, merge
 
@@ -67,9 +67,7 @@ def zero_shot_fit(ev, job, attack, attack_name: str, eps: float) -> None:
     key = (job.spec.label,) + ((attack_name, eps) if adversarial else ())
     if key in ev.fits:
         return
-    kw = {k: getattr(c, k) for k in ("classnames", "interpolation") if getattr(c, k) is not None}
-    ds = build_dataset(c.calibration_data, root=c.data_root, split=c.calibration_split,
-                       image_size=c.image_size or job.bundle.image_size, **kw)
+    ds = ev.build(c.calibration_data, c.image_size or job.bundle.image_size, c.calibration_split, templates=False)
     ds = subsample(ds, c.calibration_n, seed=c.seed + 1)
     clf = ev.classifier(job.bundle, ds)
     parts = ("calibration", job.spec.label, c.calibration_data, attack_name, eps)

@@ -148,16 +148,21 @@ class Evaluator:
         bundle.encoder.eval()
         return bundle, meta
 
-    def dataset(self, name: str, image_size: int):
-        """The evaluated (seeded, subsampled) dataset; refused when it has fewer than 2 classes."""
+    def build(self, name: str, image_size: int, split=None, templates: bool = True):
+        """``build_dataset`` with the run's data root, class names and interpolation (and its templates)."""
         c = self.cfg
         kw: Dict[str, Any] = {}
-        if c.templates:
+        if templates and c.templates:
             kw["templates"] = c.templates if isinstance(c.templates, str) else list(c.templates)
         for opt in ("classnames", "interpolation"):
             if getattr(c, opt) is not None:
                 kw[opt] = getattr(c, opt)
-        ds = build_dataset(name, root=c.data_root, split=c.split, image_size=image_size, **kw)
+        return build_dataset(name, root=c.data_root, split=split, image_size=image_size, **kw)
+
+    def dataset(self, name: str, image_size: int):
+        """The evaluated (seeded, subsampled) dataset; refused when it has fewer than 2 classes."""
+        c = self.cfg
+        ds = self.build(name, image_size, c.split)
         classes = list(getattr(ds, "classes", []) or [])
         if len(classes) < 2:
             raise ValueError(f"dataset {name!r} has {len(classes)} class(es) {classes}: zero-shot classification "

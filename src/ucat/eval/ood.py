@@ -16,7 +16,7 @@ from typing import Any, Dict, List
 
 import torch
 
-from ..data import build_dataset, subsample
+from ..data import subsample
 from ..detection import ood_scores
 from ..io import save_json
 from . import results as R
@@ -81,9 +81,7 @@ def evaluate_ood(ev, spec, bundle, dataset: str) -> None:
     eps = c.eps[0]
     attack = ev.attack(c.ood_attack, eps)
     for out in c.ood:
-        kw = {k: getattr(c, k) for k in ("classnames", "interpolation") if getattr(c, k) is not None}
-        ds_out = Unlabelled(subsample(build_dataset(out, root=c.data_root, image_size=size, **kw), c.n_samples,
-                                      seed=c.seed))
+        ds_out = Unlabelled(subsample(ev.build(out, size, templates=False), c.n_samples, seed=c.seed))
         parts = (spec.label, dataset, "ood", out, eps)
         clean = merge(ev.logits(clf, ds_out, desc=f"ood {out} clean"), ev.info)
         attacked = merge(ev.logits(clf, ds_out, attack, parts, f"ood {out} {c.ood_attack}"), ev.info)
