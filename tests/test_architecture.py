@@ -22,7 +22,7 @@ LAYERS: List[Tuple[str, ...]] = [
     ("ucat.data",),
     ("ucat.attacks",),
     ("ucat.methods", "ucat.protocols"),
-    ("ucat.world.pretrain",),
+    ("ucat.world.pretrain", "ucat.world.geometry"),
     ("ucat.train",),
     ("ucat.eval",),
     ("ucat.demo",),

@@ -28,6 +28,7 @@ import open_clip
 import torch.nn.functional as F
 
 from . import scenes as world
+from .geometry import cosine_stats, ucat_loss_ratio
 from .tasks import SUITE, TASKS, load_task
 from ..models.clip import OPENAI_MEAN, OPENAI_STD, ClipBundle, ImageEncoder, register_model_configs
 from ..device import resolve_device
@@ -36,6 +37,7 @@ from ..models.checkpoint import save_safetensors_atomic
 from ..models.zero_shot import ZeroShotClassifier
 
 ARCH = "ucat-world"
+GEOMETRY_EPS = 4.0     # the demo's eps (1/255 units): UCAT's lambda*KL/CE is recorded at it
 
 
 @dataclass
@@ -58,6 +60,10 @@ class PretrainConfig:
     eval_seed: int = 0
     log_every: int = 50
     device: str = "cpu"
+    logit_scale: float = 100.0  # s = exp(logit_scale) at the start; OpenAI CLIP's trained value (its clamp)
+    learn_scale: bool = False   # learn s (clamped at 100) instead of holding it fixed
+    gap_target: float | None = 0.2   # pin the batch's mean image-caption cosine here (None: no pin); see gap_penalty
+    gap_weight: float = 10.0
     tasks: List[str] = field(default_factory=lambda: list(TASKS))   # recorded zero-shot evaluation
 
 
@@ -89,6 +95,18 @@ def clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, caption
     loss_i = -(target * logits.log_softmax(1)).sum(1).mean()
     loss_t = -(target * logits.t().log_softmax(1)).sum(1).mean()           # ``same`` is symmetric
     return 0.5 * (loss_i + loss_t)
+
+
+def gap_penalty(img: torch.Tensor, txt: torch.Tensor, target: float) -> torch.Tensor:
+    """(mean_ij <f_i, g_j> - target)^2 over the batch's image x caption pairs.
+
+    InfoNCE at a fixed logit scale is (nearly) blind to the *level* of the cosines: adding the same
+    amount to every cosine of an image row leaves its softmax unchanged, so where the level settles
+    (the modality gap, Liang et al., "Mind the Gap", NeurIPS 2022) is an accident of initialisation.
+    UCAT's Dirichlet alpha = exp((cos + 1)/tau') is not blind to it (alpha_0 grows e-fold every
+    0.07 of cosine), so the level is pinned near OpenAI CLIP's (about 0.2; docs/world.md).
+    """
+    return (img @ txt.t()).mean().sub(target).square()
 
 
 def make_model(arch: str = ARCH, seed: int = 0, device: str | torch.device = "cpu"):
@@ -153,6 +171,8 @@ def _check(cfg: PretrainConfig) -> None:
         raise ValueError(f"steps={cfg.steps}, batch_size={cfg.batch_size}: need steps >= 1 and batch_size >= 2")
     if cfg.group < 1 or cfg.group > cfg.batch_size:
         raise ValueError(f"group={cfg.group}: need 1 <= group <= batch_size ({cfg.batch_size})")
+    if not 1.0 <= cfg.logit_scale <= 100.0:
+        raise ValueError(f"logit_scale={cfg.logit_scale}: need 1 <= logit_scale <= 100 (CLIP clamps it at 100)")
     if cfg.pool < cfg.batch_size:
         raise ValueError(f"pool={cfg.pool} is smaller than batch_size={cfg.batch_size}; raise --pool")
 
@@ -192,6 +212,8 @@ def _train(model, bundle, images_u8, scenes, cfg: PretrainConfig, device, log, t
         f = F.normalize(bundle.encoder(x), dim=-1)                      # (B, D)
         g_ = F.normalize(model.encode_text(t), dim=-1)                  # (B, D)
         loss = clip_loss(f, g_, model.logit_scale.exp(), cap_ids)
+        if cfg.gap_target is not None:
+            loss = loss + cfg.gap_weight * gap_penalty(f, g_, cfg.gap_target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -211,6 +233,10 @@ def _train(model, bundle, images_u8, scenes, cfg: PretrainConfig, device, log, t
 def _write(model, bundle, cfg: PretrainConfig, history, running, t_start: float) -> Dict:
     """Weights (fp16), checksum and the record, with the zero-shot accuracy of the result."""
     acc = zero_shot_accuracy(bundle, cfg.tasks, cfg.eval_n, cfg.eval_seed)
+    suite = [t for t in cfg.tasks if t in SUITE]
+    geometry = {"logit_scale": round(bundle.logit_scale, 4),
+                "cosines": cosine_stats(bundle, suite, cfg.eval_n, cfg.eval_seed)["all"] if suite else None,
+                "ucat_start": ucat_loss_ratio(bundle, eps=GEOMETRY_EPS, seed=cfg.eval_seed)}
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     weights = out / f"{cfg.arch}.safetensors"
@@ -220,11 +246,10 @@ def _write(model, bundle, cfg: PretrainConfig, history, running, t_start: float)
     save_safetensors_atomic(state, weights, metadata={"format": f"open_clip state_dict of {cfg.arch}, fp16"})
     digest = sha256_file(weights)
     (out / f"{cfg.arch}.sha256").write_text(f"{digest}  {weights.name}\n")
-    suite = [t for t in cfg.tasks if t in SUITE]
     record = {
         "arch": cfg.arch, "weights": weights.name, "sha256": digest, "zero_shot_accuracy": acc, "suite": suite,
         "suite_mean": round(float(np.mean([acc[t] for t in suite])), 2) if suite else None,
-        "chance": chance_levels(cfg.tasks),
+        "chance": chance_levels(cfg.tasks), "geometry": geometry,
         "eval": {"split": "test", "n_per_task": cfg.eval_n, "seed": cfg.eval_seed, "precision": "fp32 (weights stored fp16)"},
         "recipe": to_jsonable(asdict(cfg)), "final_loss_ema": round(running, 4), "history": history,
         "train_seconds": round(time.time() - t_start, 1), "versions": package_versions(),
@@ -251,6 +276,9 @@ def pretrain(cfg: PretrainConfig, log: Callable[[str], None] = print) -> Dict:
         model = make_model(cfg.arch, cfg.seed, device)
         model.train()
         model.token_embedding.weight.requires_grad_(False)
+        with torch.no_grad():
+            model.logit_scale.fill_(math.log(cfg.logit_scale))
+        model.logit_scale.requires_grad_(cfg.learn_scale)
         bundle = bundle_of(model, cfg.arch)
         images_u8, scenes = _pool(cfg.pool, cfg.seed, cfg.group)                       # (P, 3, 32, 32) uint8
         log(f"rendered {len(scenes)} pretraining scenes in {time.time() - t_start:.1f}s")
