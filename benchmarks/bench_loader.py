@@ -11,10 +11,18 @@ shape) to a temporary folder first, so the numbers are comparable between machin
 ``--target-img-s`` (e.g. a step's images/s from bench_train_step.py) adds how many workers it
 would take to keep up, from the measured rate per worker.
 
+``--cache on|both`` also times the preprocessed uint8 cache (:mod:`ucat.data.cache`, ``ucat data
+cache``): it is built once (``mode: cache-build``, the decode rate), then read through the same
+``make_loader`` (``mode: cache``: memory-mapped uint8 pixels, converted to float32 in the collate on
+a CPU device, on the GPU with a CUDA one). On a CPU device ``mode: cache-uint8`` is what a CUDA run's
+workers do (uint8 batches, the float conversion left to the device). Every cached batch is checked
+against the uncached one (``identical``) when both are timed.
+
 Example::
 
     python benchmarks/bench_loader.py --workers 0,1,2 --batch 64 --images 512
     python benchmarks/bench_loader.py --folder /data/imagenet/val --workers 2 --target-img-s 2400
+    python benchmarks/bench_loader.py --images 512 --workers 0,1 --cache both --target-img-s 2400
 """
 from __future__ import annotations
 
@@ -42,6 +50,8 @@ def build_parser():
     p.add_argument("--workers", type=common.int_list_or_zero, default=[0, 1, 2])
     p.add_argument("--target-img-s", type=float, default=None,
                    help="a step's images/s to keep up with; reports the workers that would need")
+    p.add_argument("--cache", choices=("off", "on", "both"), default="off",
+                   help="time the uncached loader (off), the uint8 cache (on), or both")
     return p
 
 
@@ -67,13 +77,23 @@ def write_synthetic_folder(root: Path, n: int, size: str, classes: int, seed: in
     return root
 
 
-def time_loader(ds, batch: int, workers: int, device: torch.device, warmup: int, reps: int):
+def _uint8_loader(ds, batch: int, workers: int, device: torch.device):
+    """The CPU share of a CUDA run over a cache: uint8 batches (pinned on CUDA), no float conversion."""
+    from ucat.data.loader import collate_uint8
+
+    return torch.utils.data.DataLoader(ds, batch_size=batch, num_workers=workers, collate_fn=collate_uint8,
+                                       pin_memory=device.type == "cuda")
+
+
+def time_loader(ds, batch: int, workers: int, device: torch.device, warmup: int, reps: int, uint8: bool = False):
     """Seconds per full pass over ``ds`` (workers started inside each pass, as in evaluation)."""
     from ucat.data import make_loader
 
     def one_pass():
         n = 0
-        for images, labels, _ in make_loader(ds, batch_size=batch, num_workers=workers, device=device):
+        loader = _uint8_loader(ds, batch, workers, device) if uint8 else \
+            make_loader(ds, batch_size=batch, num_workers=workers, device=device)
+        for images, labels, _ in loader:
             n += int(labels.shape[0])
         return n
 
@@ -106,21 +126,52 @@ def main(argv=None) -> int:
         ds = build_dataset(str(folder), image_size=args.image_size)
         pin = device.type == "cuda"
         base = {"bench": "loader", "source": source, "images": len(ds), "image_size": args.image_size,
-                "batch": args.batch, "pin_memory": pin, "device": str(device)}
-        failures = 0
-        for w in args.workers:
-            times, n = time_loader(ds, args.batch, w, device, args.warmup, args.reps)
-            rec = dict(base, workers=w, **common.summarize(times))
-            rec["images_per_s"] = n / rec["median_s"]
-            failures += n != len(ds)
-            rec["images_seen"] = n
-            procs = max(1, w)
-            rec["images_per_s_per_process"] = rec["images_per_s"] / procs
-            if args.target_img_s:
-                rec["target_images_per_s"] = args.target_img_s
-                rec["workers_for_target"] = math.ceil(args.target_img_s / rec["images_per_s_per_process"])
-            common.emit(dict(rec, warmup=args.warmup, reps=args.reps, machine=machine), args.jsonl)
+                "batch": args.batch, "pin_memory": pin, "device": str(device), "warmup": args.warmup,
+                "reps": args.reps, "machine": machine}
+        modes = [("decode", ds, False)] if args.cache != "on" else []
+        if args.cache != "off":
+            cached, build_rec = build_cache_timed(ds, Path(tmp) / "cache", args)
+            common.emit(dict(base, **build_rec), args.jsonl)
+            modes += [("cache", cached, False)] + ([("cache-uint8", cached, True)] if device.type == "cpu" else [])
+            if args.cache == "both":
+                base["identical"] = same_batches(ds, cached, args.batch)
+        failures = 0 if base.get("identical", True) else 1
+        for mode, data, uint8 in modes:
+            for w in args.workers:
+                times, n = time_loader(data, args.batch, w, device, args.warmup, args.reps, uint8)
+                failures += n != len(ds)
+                rec = dict(base, mode=mode, workers=w, images_seen=n, **common.summarize(times))
+                common.emit(with_rates(rec, n / rec["median_s"], max(1, w), args.target_img_s), args.jsonl)
     return 1 if failures else 0
+
+
+def with_rates(rec: dict, images_per_s: float, procs: int, target) -> dict:
+    """images/s, images/s per loading process (core), and the cores a target step rate needs."""
+    rec = dict(rec, images_per_s=images_per_s, images_per_s_per_process=images_per_s / procs)
+    if target:
+        rec["target_images_per_s"] = target
+        rec["workers_for_target"] = math.ceil(target / rec["images_per_s_per_process"])
+    return rec
+
+
+def build_cache_timed(ds, cache_dir: Path, args):
+    """(the cache of ``ds``, the record of building it in one process: the decode-and-resize rate)."""
+    from ucat.data.cache import build_cache
+
+    t0 = time.perf_counter()
+    cached = build_cache(ds, cache_dir, num_workers=0)
+    seconds = time.perf_counter() - t0
+    rec = {"mode": "cache-build", "workers": 0, "median_s": seconds, "images_seen": len(cached),
+           "cache_bytes": cached.path.stat().st_size}
+    return cached, with_rates(rec, len(cached) / seconds, 1, args.target_img_s)
+
+
+def same_batches(ds, cached, batch: int) -> bool:
+    """Whether every batch read through the cache equals the uncached batch bit for bit."""
+    from ucat.data import make_loader
+
+    pairs = zip(make_loader(ds, batch_size=batch), make_loader(cached, batch_size=batch))
+    return all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in pairs)
 
 
 if __name__ == "__main__":

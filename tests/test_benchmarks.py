@@ -128,6 +128,21 @@ def test_loader_smoke(capsys):
         assert r["workers_for_target"] >= 1
 
 
+def test_loader_cache_smoke(capsys):
+    import bench_loader
+
+    rc = bench_loader.main(["--smoke", "--device", "cpu", "--cache", "both", "--target-img-s", "100"])
+    recs = _lines(capsys)
+    assert rc == 0
+    assert [(r["mode"], r["workers"]) for r in recs] == [("cache-build", 0), ("decode", 0), ("decode", 1),
+                                                         ("cache", 0), ("cache", 1), ("cache-uint8", 0),
+                                                         ("cache-uint8", 1)]
+    assert all(r["identical"] is True for r in recs[1:])          # cached batches equal the decoded ones
+    assert recs[0]["cache_bytes"] >= 16 * 3 * 64 * 64             # 16 uint8 images of 3 x 64 x 64, plus a header
+    for r in recs:
+        assert r["images_seen"] == 16 and r["workers_for_target"] >= 1
+
+
 def test_run_all_rejects_unknown_benchmark():
     import run_all
 

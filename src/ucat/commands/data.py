@@ -8,6 +8,8 @@
     ucat data check cifar10 imagenet --data-root ~/data
     ucat data check zs16 --data-root '/datasets/{dataset}' --no-load
     ucat data download cifar10 dtd --data-root ~/data   # what torchvision can fetch
+    ucat data cache imagenet --data-root ~/data --split val --cache-dir ~/ucat-cache   # decode once (uint8 .npy)
+    ucat data cache imagenet --data-root ~/data --split val --cache-dir ~/ucat-cache --check
 """
 from __future__ import annotations
 
@@ -15,10 +17,17 @@ import argparse
 import json
 import os
 import sys
+import time
+from pathlib import Path
 
 from .. import protocols
 from ..data import (CLASSNAME_KINDS, COLLECTIONS, DATASETS, benchmark_meta, benchmark_prompts, build_dataset,
                     check_dataset, classnames, expand_datasets)
+from ..data.cache import build_cache, cache_files, cacheable, check_cache
+from ..errors import UcatError
+from ..models.clip import INTERPOLATIONS
+
+DEFAULT_CACHE_DIR = "~/.cache/ucat/data-cache"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +60,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dl.add_argument("names", nargs="+", help="dataset names or collections")
     dl.add_argument("--data-root", default=None, help="where to put them ('{dataset}' allowed); default $UCAT_DATA")
     dl.add_argument("--split", default=None, help="split to fetch (default: each dataset's protocol split)")
+    _cache_arguments(sub)
+
+
+def _cache_arguments(sub) -> None:
+    c = sub.add_parser("cache", help="decode, resize and centre-crop a dataset once into a memory-mappable uint8 "
+                                     "file (then: ucat train/eval --data-cache DIR)")
+    c.add_argument("names", nargs="+", help="dataset names, collections (zs16), folders or CSV files")
+    c.add_argument("--data-root", default=None, help="folder holding the datasets ('{dataset}' allowed); default $UCAT_DATA")
+    c.add_argument("--split", default=None, help="split to cache (default: each dataset's protocol split; "
+                                                 "training reads 'train')")
+    c.add_argument("--image-size", type=int, default=224, help="the model's input size (default %(default)s)")
+    c.add_argument("--interpolation", choices=INTERPOLATIONS, default="bilinear",
+                   help="resize filter, as the evaluation or training will use (default %(default)s)")
+    c.add_argument("--cache-dir", "--out", dest="cache_dir", default=DEFAULT_CACHE_DIR,
+                   help="where the caches go (default %(default)s); give the same DIR to --data-cache")
+    c.add_argument("--workers", type=int, default=None, help="decoding processes (default: the usable cores, at most 8)")
+    c.add_argument("--check", action="store_true", help="only report whether each cache is fresh; exit 1 if any is not")
+    c.add_argument("--force", action="store_true", help="rebuild even a fresh cache")
 
 
 def _emit(lines) -> None:
@@ -67,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         return _check(args)
     if args.action == "download":
         return _download(args)
+    if args.action == "cache":
+        return _cache(args)
     if args.action == "show":
         return _show(args.name, args.templates, args.classnames)
     if args.action == "classes":
@@ -185,3 +214,46 @@ def _check(args: argparse.Namespace) -> int:
         ok = len(reports) - len(bad)
         print(f"\n{ok}/{len(reports)} datasets ready" + (f"; missing or broken: {', '.join(bad)}" if bad else ""))
     return 0 if all(r["status"] in ("found", "generated") for r in reports) else 1
+
+
+def _cache(args: argparse.Namespace) -> int:
+    """``ucat data cache``: one line per dataset (built, up to date, stale, generated or its error)."""
+    bad = []
+    for name in expand_datasets(args.names):
+        label = f"{name} {args.split}" if args.split else name
+        if name in DATASETS and not DATASETS.get(name).needs_root:
+            print(f"{label}: generated in memory; nothing to cache")
+            continue
+        try:
+            ds = build_dataset(name, root=args.data_root, split=args.split, image_size=args.image_size,
+                               interpolation=args.interpolation)
+            label = f"{name} {ds.split}" if getattr(ds, "split", None) else label
+            line = _cache_one(ds, args)
+        except (UcatError, OSError, ValueError, KeyError) as e:   # reported per dataset; the exit status says it
+            line = f"error: {e}"
+        print(f"{label}: {line}")
+        if line.startswith(("error", "stale", "missing")):
+            bad.append(name)
+    if bad:
+        print(f"\n{len(bad)} dataset(s) not cached: {', '.join(bad)}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _cache_one(ds, args: argparse.Namespace) -> str:
+    if not cacheable(ds):
+        return "generated in memory (or multi-label); nothing to cache"
+    npy, _ = cache_files(ds, args.cache_dir)
+    status, why, _meta = check_cache(ds, args.cache_dir)
+    if args.check:
+        return f"fresh {npy}" if status == "fresh" else f"{status} {npy}: {why}"
+    if status == "fresh" and not args.force:
+        return f"up to date {npy}"
+    t0 = time.perf_counter()
+    cached = build_cache(ds, args.cache_dir, num_workers=args.workers, progress=sys.stderr.isatty())
+    shape = "x".join(str(v) for v in cached.meta["shape"][1:])
+    size = Path(npy).stat().st_size
+    size_text = f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / 1e6:.1f} MB"
+    note = f"; {len(cached.unreadable)} unreadable image(s) skipped" if cached.unreadable else ""
+    was = "" if status == "missing" else f" (was {status}: {why})" if status == "stale" else " (forced)"
+    return (f"built {npy} ({len(cached)} images, {shape}, {size_text}, {time.perf_counter() - t0:.1f} s{note})"
+            f"{was}; use it with --data-cache {args.cache_dir}")

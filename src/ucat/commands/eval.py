@@ -71,6 +71,9 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--datasets", nargs="+", default=None,
                    help="registry names, collections (zs16, world-suite) or ImageFolder/CSV paths")
     g.add_argument("--data-root", default=None, help="folder holding the datasets (default: $UCAT_DATA)")
+    g.add_argument("--data-cache", default=None, metavar="DIR",
+                   help="read decoded, resized uint8 images from a cache in DIR, built on first use (ucat data cache); "
+                        "results are bit-identical without it")
     g.add_argument("--split", default=None, help="dataset split (default: each dataset's protocol split)")
     g.add_argument("--n-samples", type=int, default=None, help="seeded random subset of each dataset")
     g.add_argument("--templates", nargs="+", default=None,
@@ -233,7 +236,8 @@ def resolve_protocol(args: argparse.Namespace) -> Tuple[Dict[str, Any], Dict[str
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
     fields, overrides = resolve_protocol(args)
     return EvalConfig(
-        models=model_specs(args), data_root=args.data_root, split=args.split, norm=args.norm,
+        models=model_specs(args), data_root=args.data_root, data_cache=args.data_cache, split=args.split,
+        norm=args.norm,
         batch_size=args.batch_size, device=args.device, precision=args.precision, seed=args.seed, out=args.out,
         save_logits=args.save_logits, n_bins=args.n_bins, binning=args.binning, temperature=args.temperature,
         num_workers=args.num_workers, image_size=args.image_size, plots=args.plots, progress=args.progress,

@@ -63,6 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pretrained", action=_Explicit, default=d.pretrained, help="pretrained tag (openai), weights file or hf-hub id")
     g.add_argument("--data", default=d.data, help="training dataset: registry name, ImageFolder path or .csv")
     g.add_argument("--data-root", default=d.data_root, help="folder holding the datasets (default: $UCAT_DATA)")
+    g.add_argument("--data-cache", default=d.data_cache, metavar="DIR",
+                   help="read decoded, resized uint8 images from a cache in DIR, built on first use (ucat data cache); "
+                        "results are bit-identical without it")
     g.add_argument("--split", default=d.split, help="training split (default: the dataset's train split)")
     g.add_argument("--n-samples", type=int, default=d.n_samples, help="train on a random subset of this size")
     g.add_argument("--templates", nargs="+", default=d.templates, help="prompt templates with {} (default: the dataset's)")

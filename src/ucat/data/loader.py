@@ -4,7 +4,9 @@
 int64 (B,), and how many items of that batch were unreadable (returned as ``None`` by the
 dataset) and dropped. A batch whose items were all unreadable has B = 0 (images of shape
 (0, 3, 0, 0)); skip it. :func:`collate_indexed` is the same collate for ``(image, label, index)``
-items (the evaluator's sharded loaders).
+items (the evaluator's sharded loaders). A cached dataset (:mod:`ucat.data.cache`) yields uint8
+pixels; :func:`to_float_pixels` makes them the float32 that ``ToTensor`` makes, bit for bit, in the
+collate, or on the device after the copy when ``make_loader`` is given a CUDA device.
 """
 from __future__ import annotations
 
@@ -87,9 +89,38 @@ def subsample(dataset: Dataset, n: Optional[int], per_class: bool = False, seed:
     return SubsetDataset(dataset, idx)
 
 
-def _collate(batch, fields: int):
-    """The one collate core: drop ``None`` (unreadable) items, stack the image, make int64 tensors of
-    the other ``fields - 1`` fields (label, index), and count the dropped items."""
+# ``ToTensor``'s own float conversion (torchvision functional.py: ``img.to(float32).div(255)``), done once
+# on the CPU for the 256 values: the table a device gathers from. A device's own ``x / 255`` may not be
+# this (CUDA divides by a scalar as ``x * (1/255)``, which differs in 126 of the 256 values).
+_PIXEL_VALUES = torch.arange(256, dtype=torch.uint8).to(torch.float32).div(255)
+_PIXEL_TABLES = {}
+
+
+def pixel_table(device: Union[torch.device, str] = "cpu") -> torch.Tensor:
+    """float32 (256,): value v -> v / 255 exactly as ``ToTensor`` computes it, on ``device``."""
+    device = torch.device(device)
+    if device not in _PIXEL_TABLES:
+        _PIXEL_TABLES[device] = _PIXEL_VALUES.to(device)
+    return _PIXEL_TABLES[device]
+
+
+def to_float_pixels(images: torch.Tensor, gather: Optional[bool] = None) -> torch.Tensor:
+    """uint8 pixels (B, 3, H, W) -> float32 in [0,1], bit-identical to ``ToTensor``; float input -> float32.
+
+    On the CPU the same operation as ``ToTensor``; on another device (or with ``gather=True``) a gather
+    from :func:`pixel_table`."""
+    if images.dtype != torch.uint8:
+        return images.float()
+    if not (images.device.type != "cpu" if gather is None else gather):
+        return images.to(torch.float32).div_(255)       # the same division, in the new tensor
+    table = pixel_table(images.device)
+    return table.index_select(0, images.reshape(-1).to(torch.int32)).view(images.shape)
+
+
+def _collate(batch, fields: int, keep_uint8: bool = False):
+    """The one collate core: drop ``None`` (unreadable) items, stack the image (float32; uint8 pixels
+    are converted unless ``keep_uint8``), make int64 tensors of the other ``fields - 1`` fields
+    (label, index), and count the dropped items."""
     kept = [b for b in batch if b is not None]
     n_skipped = len(batch) - len(kept)
     if not kept:                                                                 # every item unreadable
@@ -98,7 +129,8 @@ def _collate(batch, fields: int):
     if bad:
         raise ValueError(f"collate: a dataset item has {len(bad[0])} fields, expected {fields} "
                          f"({'(image, label, index)' if fields == 3 else '(image, label)'})")
-    images = torch.stack([torch.as_tensor(b[0]) for b in kept]).float()         # (B,3,H,W)
+    images = torch.stack([torch.as_tensor(b[0]) for b in kept])                  # (B,3,H,W)
+    images = images if keep_uint8 and images.dtype == torch.uint8 else to_float_pixels(images)
     rest = [_stack_field([b[k] for b in kept]) for k in range(1, fields)]                 # (B,) or (B, C) each
     return (images, *rest, n_skipped)
 
@@ -120,6 +152,33 @@ def collate_indexed(batch):
     """``(images (B,3,H,W), labels (B,), index (B,), n_skipped)`` from ``(image, label, index)``
     items: :func:`collate_skip_unreadable` with each kept item's sample index."""
     return _collate(batch, 3)
+
+
+def collate_uint8(batch):
+    """:func:`collate_skip_unreadable`, leaving uint8 pixels (a cached dataset's) uint8 for the device."""
+    return _collate(batch, 2, keep_uint8=True)
+
+
+def yields_uint8(dataset) -> bool:
+    """Whether ``dataset`` (or the dataset a Subset wraps) is a cache yielding uint8 pixels."""
+    for _ in range(16):
+        if dataset is None or getattr(dataset, "yields_uint8", False):
+            return dataset is not None
+        dataset = getattr(dataset, "dataset", None)
+    return False
+
+
+class DeviceLoader(DataLoader):
+    """A DataLoader whose uint8 batches are copied to ``target_device`` and made float32 there
+    (:func:`to_float_pixels`): a quarter of the bytes over the bus, no float work on the CPU."""
+
+    def __init__(self, *args, target_device: Union[torch.device, str], **kw):
+        self.target_device = torch.device(target_device)
+        super().__init__(*args, **kw)
+
+    def __iter__(self):
+        for images, *rest in super().__iter__():
+            yield (to_float_pixels(images.to(self.target_device, non_blocking=True)), *rest)
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -182,6 +241,8 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, num_wo
     ``device``: where the batches go; it resolves ``num_workers="auto"`` (:func:`resolve_num_workers`)
     and, unless ``pin_memory`` is given, pins batches for CUDA.
     ``persistent_workers`` keeps the workers alive between epochs (training).
+    A cached dataset's uint8 batches go to a CUDA ``device`` as uint8 and become float there
+    (:class:`DeviceLoader`); elsewhere the collate converts them. Either way the floats are ``ToTensor``'s.
     """
     if batch_size < 1:
         raise ConfigError("batch_size", f"must be >= 1, got {batch_size}")
@@ -194,7 +255,9 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, num_wo
     if sampler is not None and shuffle:
         raise ValueError("give either shuffle=True or a sampler (which does its own shuffling), not both")
     g = torch.Generator().manual_seed(int(seed))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=num_workers,
-                      collate_fn=collate_skip_unreadable, drop_last=drop_last, pin_memory=pin_memory,
-                      generator=g, worker_init_fn=_seed_worker if num_workers > 0 else None,
-                      persistent_workers=bool(persistent_workers and num_workers > 0))
+    on_device = on_cuda and yields_uint8(dataset)
+    kw = dict(batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=num_workers,
+              collate_fn=collate_uint8 if on_device else collate_skip_unreadable, drop_last=drop_last,
+              pin_memory=pin_memory, generator=g, worker_init_fn=_seed_worker if num_workers > 0 else None,
+              persistent_workers=bool(persistent_workers and num_workers > 0))
+    return DeviceLoader(dataset, target_device=device, **kw) if on_device else DataLoader(dataset, **kw)

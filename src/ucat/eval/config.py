@@ -55,6 +55,7 @@ class EvalConfig:
     models: List[ModelSpec] = field(default_factory=list)
     datasets: List[str] = field(default_factory=lambda: ["world-suite"])
     data_root: Optional[str] = None
+    data_cache: Optional[str] = None          # folder of preprocessed uint8 caches (ucat.data.cache); None = decode
     split: Optional[str] = None               # None: each dataset's protocol split
     attacks: List[str] = field(default_factory=lambda: ["pgd"])
     eps: List[float] = field(default_factory=lambda: [1.0])   # 1/255 units; several -> one result each

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from ..attacks import ATTACKS, create_attack
 from ..data import build_dataset, expand_datasets, resolve_num_workers, subsample
+from ..data.cache import cached_dataset
 from ..device import DistInfo, autocast, barrier, check_precision, seed_everything
 from ..errors import ConfigError, NonFiniteError
 from ..io import atomic_path, package_versions, save_json
@@ -157,7 +158,8 @@ class Evaluator:
         for opt in ("classnames", "interpolation"):
             if getattr(c, opt) is not None:
                 kw[opt] = getattr(c, opt)
-        return build_dataset(name, root=c.data_root, split=split, image_size=image_size, **kw)
+        ds = build_dataset(name, root=c.data_root, split=split, image_size=image_size, **kw)
+        return cached_dataset(ds, c.data_cache)                 # the same items, from the uint8 cache when given
 
     def dataset(self, name: str, image_size: int):
         """The evaluated (seeded, subsampled) dataset; refused when it has fewer than 2 classes."""

@@ -40,6 +40,7 @@ class TrainConfig:
     pretrained: Optional[str] = None          # tag (openai), weights file, hf-hub id; None = shipped/random
     data: str = "world-train"                 # dataset name, ImageFolder path or .csv
     data_root: Optional[str] = None           # None -> $UCAT_DATA (datasets that need a root)
+    data_cache: Optional[str] = None          # folder of preprocessed uint8 caches (ucat.data.cache); None = decode
     split: Optional[str] = None               # None -> the dataset's training split ("train")
     n_samples: Optional[int] = None           # use a random subset of the training data
     templates: Optional[List[str]] = None     # None -> the dataset's templates ("This is a photo of a {}")

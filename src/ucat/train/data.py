@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DistributedSampler, Subset
 
 from ..data import DATASETS, build_dataset, expand_datasets, subsample
+from ..data.cache import cached_dataset
 from ..errors import ConfigError
 from .config import TrainConfig
 
@@ -61,6 +62,7 @@ def build_training_data(cfg: TrainConfig, image_size: int):
     """(the whole training set, the part trained on, the held-out part or None)."""
     split = cfg.split if cfg.split is not None else default_split(cfg.data)
     full = build_dataset(cfg.data, root=cfg.data_root, split=split, image_size=image_size)
+    full = cached_dataset(full, cfg.data_cache)                 # the same items, from the uint8 cache when given
     if cfg.n_samples is not None and cfg.n_samples < len(full):
         full = subsample(full, cfg.n_samples, seed=cfg.seed)
     if len(full) == 0:

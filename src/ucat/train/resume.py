@@ -23,7 +23,7 @@ from .logs import say
 
 #: settings that do not change what a run computes (numerically, up to the device's kernels).
 RESUME_MAY_CHANGE = frozenset({"resume", "out", "progress", "num_workers", "log_every", "device", "data_root",
-                               "checkpoint_every", "keep_checkpoints"})
+                               "data_cache", "checkpoint_every", "keep_checkpoints"})
 
 
 def _resolved_options(method: Any, options: Any) -> Dict[str, Any]:
