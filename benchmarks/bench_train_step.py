@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import json
+import statistics
 import sys
 import time
 import traceback
@@ -48,7 +49,8 @@ NO_ATTACK = {"clean"}
 def build_parser():
     p = common.base_parser(__doc__.splitlines()[1])
     p.add_argument("--methods", type=common.str_list, default=["ucat", "tecoa"])
-    p.add_argument("--variants", type=common.str_list, default=["ours", "baseline", "floor"])
+    p.add_argument("--variants", type=common.str_list, default=["ours", "baseline", "floor"],
+                   help="ours, baseline, floor, ours-autocast-ref (ours with the reference under autocast, before 2026-12-03)")
     p.add_argument("--batch", type=common.int_list, default=[8])
     p.add_argument("--classes", type=common.int_list, default=[200])
     p.add_argument("--attack-steps", type=int, default=2)
@@ -144,6 +146,14 @@ def make_ours(cfg, device):
     return step, None
 
 
+def make_ours_autocast_ref(cfg, device):
+    """``ours`` as it was before the bf16 reference copy: the frozen reference's no-grad forward under
+    autocast itself (for the before/after comparison in docs/performance.md)."""
+    step, flops_fn = make_ours(cfg, device)
+    step.method._reference_lowp = lambda encoder, images: encoder(images)
+    return step, flops_fn
+
+
 def loss_check(cfg, device, other="bf16"):
     """The method's loss (and parts) on one batch in fp32 and in ``other`` precision, same weights and
     same attack random start: how far autocast moves the loss (the Dirichlet terms stay fp32+)."""
@@ -175,8 +185,16 @@ def make_baseline(cfg, device):
 
 
 def make_floor(cfg, device):
-    """The unavoidable image-tower passes of one step, nothing else (no loss, no optimizer)."""
+    """The unavoidable image-tower passes of one step, nothing else (no loss, no optimizer).
+
+    Each pass runs the fastest way ucat knows, so that the floor is a floor: all passes inside one
+    autocast context, as the trainer opens one per step (autocast caches its cast of a trainable
+    weight for the whole context; one context per pass re-cast the weights 3 times per step), and
+    the frozen no-grad passes through ``ucat.methods.frozen.LowPrecisionCopy`` as ``ours`` runs them
+    (under CPU autocast a bf16 copy without autocast; autocast itself sends a frozen ViT's no-grad
+    attention through a path that copies each in-projection weight L times, see that module)."""
     from ucat.device import autocast
+    from ucat.methods.frozen import LowPrecisionCopy
 
     bundle, images, labels = _setup_common(cfg, device)
     if cfg["method"] not in FLOOR_PASSES:
@@ -184,24 +202,24 @@ def make_floor(cfg, device):
     n_train, n_frozen = FLOOR_PASSES[cfg["method"]]
     k = 0 if cfg["method"] in NO_ATTACK else cfg["attack_steps"]
     frozen = copy.deepcopy(bundle.encoder).eval().requires_grad_(False)
+    frozen_forward = LowPrecisionCopy()
     encoder = _maybe_compile(bundle.encoder, cfg, device)
     encoder.requires_grad_(True)
     _drop_text_tower(bundle)
     precision = cfg["precision"]
 
     def passes(x):
-        for _ in range(k):                                   # attack: forward + input gradient
-            xa = x.detach().requires_grad_(True)
-            with autocast(device, precision):
+        with autocast(device, precision):                       # one context, as the trainer's step
+            for _ in range(k):                                   # attack: forward + input gradient
+                xa = x.detach().requires_grad_(True)
                 out = encoder(xa).float().square().sum()
-            torch.autograd.grad(out, xa)
-        with autocast(device, precision):                     # trainable forward(s) + backward
-            loss = sum(encoder(x).float().square().mean() for _ in range(n_train))
-        loss.backward()
+                torch.autograd.grad(out, xa)
+            loss = sum(encoder(x).float().square().mean() for _ in range(n_train))   # trainable forward(s)
+            with torch.no_grad():                                # frozen reference, no grad
+                for _ in range(n_frozen):
+                    frozen_forward(frozen, x)
+        loss.backward()                                          # outside autocast, as the trainer
         encoder.zero_grad(set_to_none=True)
-        with torch.no_grad(), autocast(device, precision):    # frozen reference, no grad
-            for _ in range(n_frozen):
-                frozen(x)
 
     flops_fn = None
     if cfg.get("flops"):
@@ -216,7 +234,8 @@ def make_floor(cfg, device):
     return (lambda: passes(images)), flops_fn
 
 
-VARIANTS = {"ours": make_ours, "baseline": make_baseline, "floor": make_floor}
+VARIANTS = {"ours": make_ours, "baseline": make_baseline, "floor": make_floor,
+            "ours-autocast-ref": make_ours_autocast_ref}
 
 
 def measure(cfg, device):
@@ -303,6 +322,9 @@ def summary_line(base, results):
             s["mem_ratio_ours_over_baseline"] = round(ours["peak_mem_bytes"] / bl["peak_mem_bytes"], 4)
     if ok(ours) and ok(fl):
         s["overhead_over_floor"] = round(ours["median_s"] / fl["median_s"] - 1.0, 4)
+        paired = list(zip(ours.get("times_s") or [], fl.get("times_s") or []))
+        if base.get("interleaved") and len(paired) > 1:   # same round, same load: the median of per-round ratios
+            s["overhead_over_floor_paired"] = round(statistics.median(o / f for o, f in paired) - 1.0, 4)
     if ok(fl) and fl.get("flops_per_image"):
         flops_step = fl["flops_per_image"] * base["batch"]
         s["floor_tflop_per_step"] = round(flops_step / 1e12, 4)
@@ -344,7 +366,7 @@ def main(argv=None) -> int:
                     for variant, rec in results.items():
                         failures += rec.get("status") not in ("ok", "oom")
                         common.emit(dict(base, variant=variant, **rec, machine=machine), args.jsonl)
-                    common.emit(dict(summary_line(base, results), interleaved=True, machine=machine), args.jsonl)
+                    common.emit(dict(summary_line(dict(base, interleaved=True), results), machine=machine), args.jsonl)
                     continue
                 results = {}
                 for variant in args.variants:

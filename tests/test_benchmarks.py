@@ -160,3 +160,32 @@ def test_optimizer_smoke(capsys):
         (o, v) for o in ("sgd", "adamw") for v in ("loop", "foreach", "ucat")}
     ours = [r for r in recs if r["variant"] == "ucat"]
     assert all(r["status"] == "ok" and r["median_s"] > 0 and r["params"] > 0 for r in ours)
+
+
+def test_table16_cost_model_and_rates(capsys, tmp_path):
+    import table16_cost as t16
+
+    # DTD's 1,880 images in batches of 512 (512, 512, 512, 344), dealt round-robin
+    assert t16.rank_loads(1880, 2) == [1024, 856]
+    assert t16.rank_loads(1880, 8) == [512, 512, 512, 344, 0, 0, 0, 0]
+    names = [d[0] for d in t16.DATASETS]
+    assert len(names) == 16 and len(t16.UCAT_CLEAN) == len(t16.UCAT_PGD) == 16
+    pcam = t16.passes_per_image(names.index("pcam"), 2)
+    assert pcam["pgd"] == (100.0, 1.0)
+    # PCAM: APGD-CE alone on its 51.20% clean-correct points; 7 check forwards, 1 clean, 1 ucat logits
+    assert pcam["aa"] == pytest.approx((0.512 * 101, 7 + 1 + 2 * 0.512 + 1))
+    rec = {"schema": "ucat-bench/1", "date": "d", "bench": "eval_attack", "attack": "pgd", "arch": "ViT-B-32",
+           "status": "ok", "batch": 512, "classes": 397, "variant": "ours", "machine": {}}
+    lines = [dict(rec, device="cuda", precision="bf16", steps=100, s_per_image=0.01005),
+             dict(rec, device="cpu", precision="fp32", variant="ours-frozen", run="E1", steps=2, s_per_image=0.25),
+             dict(rec, device="cpu", precision="fp32", variant="ours-frozen", run="E1", steps=4, s_per_image=0.45)]
+    src = tmp_path / "rates.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    assert t16.main(["--jsonl", str(src), "--gpus", "1,8"]) == 0
+    summary = _lines(capsys)[-1]
+    assert summary["g_gpu_s"] == pytest.approx(0.01005 / 100.5)          # 100 steps + the adversarial logits
+    assert summary["g_cpu_s"] == pytest.approx(0.1)                        # (0.45 - 0.25) / (4 - 2)
+    assert summary["images"] == sum(d[1] for d in t16.DATASETS)
+    hours = summary["wall_hours"]
+    assert hours["1"] / 8 < hours["8"] < hours["1"]                        # never better than linear
+    assert summary["cpu_days"] == pytest.approx(summary["gpu_hours_1"] / 24 * 0.1 / summary["g_gpu_s"])

@@ -287,3 +287,34 @@ def test_create_method_errors(parts):
         create_method("tecoa", clf, ref, None)
     assert method_options("tga-zsr")["alpha"] == 0.08 and method_options("tga-zsr")["beta"] == 0.05
     assert create_method("PMG_AFT", clf, ref, FixedAttack(None)).ref_weight == 1.0    # name normalization
+
+
+def test_reference_features_fp32_is_the_reference_bit_for_bit(parts, batch):
+    clf, ref = parts
+    x, _, _ = batch
+    m = create_method("tecoa", clf, ref, FixedAttack(x))
+    with torch.no_grad():
+        assert torch.equal(m.reference_features(x), ref(x).float())
+    assert m._reference_lowp._copy is None                       # no copy is built in float32
+
+
+def test_reference_features_under_cpu_bf16_autocast_run_a_bf16_copy(parts, batch):
+    clf, ref = parts
+    x, _, _ = batch
+    m = create_method("tecoa", clf, ref, FixedAttack(x))
+    keys = set(m.state_dict())
+    with torch.no_grad():
+        fp32 = ref(x).float()
+        bf16_tower = copy.deepcopy(ref.visual).to(torch.bfloat16)        # the copy, built independently
+        expected = bf16_tower(ref.normalize(x).to(torch.bfloat16)).float()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = m.reference_features(x)
+    assert got.dtype == torch.float32 and torch.equal(got, expected)
+    assert float((got - fp32).norm() / fp32.norm()) < 0.05               # bf16 rounding, not another model
+    assert set(m.state_dict()) == keys                                   # the copy is not part of the method
+    assert all(p.dtype == torch.float32 for p in m.parameters())
+    with torch.no_grad():                                                # a changed reference is re-copied
+        ref.visual.proj.mul_(2.0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            doubled = m.reference_features(x)
+    assert torch.equal(doubled, 2.0 * got)                               # x2 is exact in bf16

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..registry import Registry
+from .frozen import LowPrecisionCopy
 
 METHODS: Registry = Registry("method")
 
@@ -53,6 +54,9 @@ class Method(nn.Module):
             p.requires_grad_(False)
         self.reference.eval()
         self.attack = attack
+        # the reference's no-grad forward under CPU autocast runs a bf16 copy (ucat.methods.frozen);
+        # a plain attribute, so the copy stays out of state_dict, parameters() and .to()
+        self._reference_lowp = LowPrecisionCopy()
 
     def train(self, mode: bool = True) -> "Method":
         """Switch the trainable parts; the frozen reference always stays in eval mode."""
@@ -67,8 +71,11 @@ class Method(nn.Module):
 
     @torch.no_grad()
     def reference_features(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, D) float32 *unnormalized* embeddings of the frozen original encoder."""
-        return self.reference(images).float()
+        """(B, 3, H, W) -> (B, D) float32 *unnormalized* embeddings of the frozen original encoder.
+
+        In float32 this is ``reference(images)``; under CPU autocast a bf16 copy of the reference runs
+        instead, with autocast off (several times faster there, see :mod:`ucat.methods.frozen`)."""
+        return self._reference_lowp(self.reference, images).float()
 
     @torch.no_grad()
     def reference_logits(self, images: torch.Tensor) -> torch.Tensor:
