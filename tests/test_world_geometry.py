@@ -71,6 +71,7 @@ def test_ucat_loss_ratio_at_start(bundle):
     # CE is the clean CE
     r0 = ucat_loss_ratio(bundle, eps=0.0, n=32, batch_size=16)
     assert r0["kl_weighted"] < 1e-6 * r0["ce"] and r["kl_weighted"] > 1e3 * r0["kl_weighted"]
+    assert r0["cos_shift"] < 1e-5 < r["cos_shift"] <= 2.0
     ds = load_task("world-train", "train", n=32, seed=0)
     from ucat.models.zero_shot import ZeroShotClassifier
 

@@ -144,7 +144,8 @@ def _geometry(args) -> int:
         print(f"{task:18s} {v['mean']:9.3f} {v['std_across_classes']:9.3f} {v['true']:7.3f} "
               f"{v['best_wrong']:7.3f} {v['margin']:7.3f}")
     print(f"UCAT at the start of fine-tuning (world-train, PGD-2 at eps {args.eps:g}/255): CE {ratio['ce']:.3f}, "
-          f"lambda*KL {ratio['kl_weighted']:.3f} (lambda {ratio['lambda']:.3e}), lambda*KL/CE {ratio['ratio']:.2f}")
+          f"lambda*KL {ratio['kl_weighted']:.3f} (lambda {ratio['lambda']:.3e}), lambda*KL/CE {ratio['ratio']:.2f}; "
+          f"mean |cos shift| {ratio['cos_shift']:.4f}")
     result = {"logit_scale": bundle.logit_scale, "cosines": stats, "ucat_start": {"eps": args.eps, **ratio}}
     if args.robust_eps:
         result["robust_vs_eps"] = robust_vs_eps(bundle, args.robust_eps)

@@ -73,17 +73,20 @@ def ucat_loss_ratio(bundle: ClipBundle, eps: float = 4.0, attack_steps: int = 2,
 
     eps in 1/255 units; the training attack is the paper's (``attack_steps`` steps of size eps,
     random start). At the start the trainable model equals the frozen one, as in fine-tuning's
-    first step. Returns the means over ``n`` images and ``ratio`` = lambda * KL / CE.
+    first step. Returns the means over ``n`` images, ``ratio`` = lambda * KL / CE and ``cos_shift``,
+    the mean |cos(x_adv) - cos(x)| over images and classes.
     """
     ds, clf = _classifier(bundle, "world-train", "train", n, seed)
     e = to_fraction(eps)
     attack = PGD(eps=e, step_size=e, steps=attack_steps)
     method = create_method("ucat", clf, copy.deepcopy(clf.encoder), attack, **ucat_options)
     torch.manual_seed(seed)
-    sums = {"ce": 0.0, "kl": 0.0, "kl_weighted": 0.0}
+    sums = {"ce": 0.0, "kl": 0.0, "kl_weighted": 0.0, "cos_shift": 0.0}
     for i in range(0, len(ds), batch_size):
         x, y = ds.images[i:i + batch_size], ds.labels[i:i + batch_size].long()
         out = method(x, y)
+        shift = (out["logits_adv"] - method.reference_logits(x)).abs().mean() / clf.logit_scale
+        out = {**out, "cos_shift": shift}
         for k in sums:
             sums[k] += float(out[k]) * len(x)
     res = {k: v / len(ds) for k, v in sums.items()}
