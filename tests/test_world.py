@@ -153,6 +153,14 @@ def test_shipped_weights_checksum_and_recorded_accuracy():
     acc = zero_shot_accuracy(b, list(record["zero_shot_accuracy"]), ev["n_per_task"], ev["seed"], ev["split"])
     for task, want in record["zero_shot_accuracy"].items():
         assert abs(acc[task] - want) <= 1.0, (task, acc[task], want)
+    # CLIP's logit geometry (docs/world.md): s = 100 as OpenAI CLIP's, and the recorded cosine
+    # statistics are those of the shipped file
+    from ucat.world.geometry import cosine_stats
+
+    assert b.logit_scale == pytest.approx(100.0, rel=1e-3)
+    cos = cosine_stats(b, record["suite"], ev["n_per_task"], ev["seed"], ev["split"])["all"]
+    for key, want in record["geometry"]["cosines"].items():
+        assert cos[key] == pytest.approx(want, abs=1e-3), key
     # far above chance on every suite task and on the fine-tuning task
     assert set(T.SUITE) | {"world-train"} <= set(acc)
     for task in list(T.SUITE) + ["world-train"]:

@@ -46,7 +46,7 @@ class PretrainConfig:
 
     out: str = "runs/world-pretrain"
     arch: str = ARCH
-    steps: int = 2000
+    steps: int = 5000
     batch_size: int = 128
     lr: float = 2e-3
     min_lr: float = 1e-5
@@ -230,13 +230,18 @@ def _train(model, bundle, images_u8, scenes, cfg: PretrainConfig, device, log, t
     return history, running
 
 
-def _write(model, bundle, cfg: PretrainConfig, history, running, t_start: float) -> Dict:
-    """Weights (fp16), checksum and the record, with the zero-shot accuracy of the result."""
-    acc = zero_shot_accuracy(bundle, cfg.tasks, cfg.eval_n, cfg.eval_seed)
-    suite = [t for t in cfg.tasks if t in SUITE]
+def measure(bundle: ClipBundle, tasks: Sequence[str], n: int = 500, seed: int = 0):
+    """(zero-shot accuracy per task, logit geometry) of ``bundle``: what the record states."""
+    acc = zero_shot_accuracy(bundle, tasks, n, seed)
+    suite = [t for t in tasks if t in SUITE]
     geometry = {"logit_scale": round(bundle.logit_scale, 4),
-                "cosines": cosine_stats(bundle, suite, cfg.eval_n, cfg.eval_seed)["all"] if suite else None,
-                "ucat_start": ucat_loss_ratio(bundle, eps=GEOMETRY_EPS, seed=cfg.eval_seed)}
+                "cosines": cosine_stats(bundle, suite, n, seed)["all"] if suite else None,
+                "ucat_start": ucat_loss_ratio(bundle, eps=GEOMETRY_EPS, seed=seed)}
+    return acc, geometry
+
+
+def _write(model, bundle, cfg: PretrainConfig, history, running, t_start: float) -> Dict:
+    """Weights (fp16), checksum and the record, measured on the weights as stored (fp16 values)."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     weights = out / f"{cfg.arch}.safetensors"
@@ -246,11 +251,14 @@ def _write(model, bundle, cfg: PretrainConfig, history, running, t_start: float)
     save_safetensors_atomic(state, weights, metadata={"format": f"open_clip state_dict of {cfg.arch}, fp16"})
     digest = sha256_file(weights)
     (out / f"{cfg.arch}.sha256").write_text(f"{digest}  {weights.name}\n")
+    model.load_state_dict({k: v.float() for k, v in state.items()})      # the record describes the file
+    acc, geometry = measure(bundle, cfg.tasks, cfg.eval_n, cfg.eval_seed)
+    suite = [t for t in cfg.tasks if t in SUITE]
     record = {
         "arch": cfg.arch, "weights": weights.name, "sha256": digest, "zero_shot_accuracy": acc, "suite": suite,
         "suite_mean": round(float(np.mean([acc[t] for t in suite])), 2) if suite else None,
         "chance": chance_levels(cfg.tasks), "geometry": geometry,
-        "eval": {"split": "test", "n_per_task": cfg.eval_n, "seed": cfg.eval_seed, "precision": "fp32 (weights stored fp16)"},
+        "eval": {"split": "test", "n_per_task": cfg.eval_n, "seed": cfg.eval_seed, "precision": "fp32 compute on the stored fp16 weights"},
         "recipe": to_jsonable(asdict(cfg)), "final_loss_ema": round(running, 4), "history": history,
         "train_seconds": round(time.time() - t_start, 1), "versions": package_versions(),
     }
