@@ -55,7 +55,8 @@ def _project(x: torch.Tensor, x0: torch.Tensor, eps: float) -> torch.Tensor:
 
 @ATTACKS.register("caa")
 class CompositeLinf(Attack):
-    """The official evaluation's CAA: its L-inf component only (see the module docstring)."""
+    """CAA: by default the official evaluation's (its L-inf component only); ``variant="full"`` or
+    ``enabled=...`` the authors' composite (:mod:`ucat.attacks.caa_full`). See the module docstring."""
 
     name = "caa"
     at_least_as_strong_as = ()
@@ -122,7 +123,8 @@ class CompositeLinf(Attack):
 
 @ATTACKS.register("a3")
 class AdaptiveAutoAttack(Attack):
-    """The official evaluation's simplified A3 (see the module docstring)."""
+    """A3: by default the official evaluation's simplified one; ``variant="original"`` the authors'
+    (:mod:`ucat.attacks.a3_original`). See the module docstring."""
 
     name = "a3"
 
