@@ -95,7 +95,7 @@ def test_rows_in_the_same_order_in_md_and_json(demo):
     assert list(dict.fromkeys(r["model"] for r in rec["table"])) == order
     md = (out / "demo.md").read_text()
     pgd = md.split("### PGD (pgd)")[1].split("###")[0]
-    assert [ln.split("|")[1].strip() for ln in pgd.splitlines() if ln.startswith("| ") and "Model" not in ln] == order
+    assert [ln.split("|")[1].strip() for ln in pgd.splitlines() if ln.startswith("| ") and "Model" not in ln] == ROWS
     assert [p["model"] for p in rec["phenomenon"]["rows"]] == ROWS
 
 

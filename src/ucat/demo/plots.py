@@ -85,10 +85,12 @@ def _uncertainty(plt, rows, models, out: Path) -> str:
         parts = [("clean", "pgd", f"clean_{key}"), ("PGD", "pgd", f"adv_{key}"),
                  (ATTACK_LABELS["uncertainty"], "uncertainty", f"adv_{key}")]
         series = _series(rows, models, parts)
-        positive = all(v > 0 for _, means, _ in series for v in means if not math.isnan(v))
-        _bars(ax, models, series, name, log=log and positive)
+        vals = [v for _, means, _ in series for v in means if not math.isnan(v)]
+        wide = bool(vals) and min(vals) > 0 and max(vals) / min(vals) > 100     # log scale only over decades
+        _bars(ax, models, series, name, log=log and wide)
+        ax.margins(y=0.25)
         ax.set_title(name, fontsize=10)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=8, ncol=3, loc="upper left")
     save_figure(fig, out / "demo_uncertainty.png")
     return "demo_uncertainty.png"
 

@@ -81,10 +81,11 @@ def uncertainty_table(phen: Dict[str, Any]) -> List[str]:
 
 
 def _means(rows: List[Dict[str, Any]], attack: str, task: Optional[str] = "Average") -> List[Dict[str, Any]]:
-    """Rows as ``ucat eval``'s report rows (the seed means), for :func:`ucat.eval.markdown_table`."""
+    """The models' rows as ``ucat eval``'s report rows (seed means), for :func:`ucat.eval.markdown_table`
+    (the "+ TS" rows are not repeated: their ECE is the ``ECE (TS)`` columns)."""
     out = []
     for r in rows:
-        if r["attack"] == attack and (task is None or r["task"] == task):
+        if r["attack"] == attack and (task is None or r["task"] == task) and not r["ts"]:
             out.append({"model": r["model"], "task": r["task"], **{k: c["mean"] for k, c in r["columns"].items()}})
     return out
 
@@ -101,7 +102,7 @@ def detail_tables(rows: List[Dict[str, Any]], tasks: List[str]) -> List[str]:
     for attack in ATTACKS:
         lines += [f"### {ATTACK_LABELS[attack]} ({attack})", ""]
         lines += markdown_table(_means(rows, attack), lead, _detail_columns(), digits=1, demo=True) + [""]
-    per_task = [r for t in tasks for r in _means(rows, "pgd", None) if r["task"] == t and not r["model"].endswith(TS_SUFFIX)]
+    per_task = [r for t in tasks for r in _means(rows, "pgd", None) if r["task"] == t]
     acc = [c for c in columns("demo") if c.name in ("clean_acc", "robust_acc", "clean_ece", "adv_ece")]
     lines += ["### Per task, under PGD", ""]
     lines += markdown_table(per_task, [("Task", "---", lambda r: r["task"])] + lead, acc, digits=1, demo=True)
