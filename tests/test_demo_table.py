@@ -126,7 +126,8 @@ def test_eta_uses_measured_times_and_the_kind_ratio():
 
 
 @pytest.mark.parametrize("kw, param", [({"seeds": 0}, "seeds"), ({"methods": ["nope"]}, "methods"),
-                                       ({"methods": ["clean"]}, "methods"), ({"eval_n": 25}, "eval_n"),
+                                       ({"methods": ["clean"]}, "methods"), ({"eval_n": 5}, "eval_n"), ({"calibration_data": "world-shape"}, "calibration_data"),
+                                       ({"calibration_n": 10}, "calibration_n"),
                                        ({"optimizer": "lbfgs"}, "optimizer"), ({"lr_scale": 0.0}, "lr_scale"),
                                        ({"eps": float("nan")}, "eps"), ({"uncertainty_score": "x"}, "uncertainty_score")])
 def test_bad_settings_are_refused_by_name(kw, param):

@@ -12,7 +12,7 @@ from ..demo import ATTACKS, METHODS, DemoConfig, run_demo
 from ..units import parse_eps
 
 _FLAGS = ("methods", "seeds", "seed", "eval_steps", "eval_n", "train_steps", "train_n", "batch_size", "optimizer",
-          "lr_scale", "calibration_fraction", "uncertainty_score", "eval_plots", "tasks", "device", "threads")
+          "lr_scale", "calibration_data", "calibration_split", "calibration_n", "uncertainty_score", "eval_plots", "tasks", "device", "threads")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="fine-tuning batch, every method")
     parser.add_argument("--optimizer", default=None, help=f"every method's optimizer: adamw (default) or sgd")
     parser.add_argument("--lr-scale", type=float, default=None, help="every recipe's lr times this (default 1)")
-    parser.add_argument("--calibration-fraction", type=float, default=None,
-                        help="share of each task's images held out to fit the temperature (default 0.2)")
+    parser.add_argument("--calibration-data", default=None,
+                        help="the world task whose clean images fit the '+ TS' temperature (default world-train)")
+    parser.add_argument("--calibration-split", default=None, help="its split (default val)")
+    parser.add_argument("--calibration-n", type=int, default=None,
+                        help="images fitting the temperature (default 500; --quick 200)")
     parser.add_argument("--uncertainty-score", default=None,
                         help="what the uncertainty attack drives down: entropy (default), epistemic, max-prob")
     parser.add_argument("--eval-plots", action="store_true", default=None,

@@ -52,15 +52,17 @@ class _Log:
 
 def eval_config(cfg: DemoConfig, tasks: List[str], seed: int, out: Path, specs: List[ModelSpec]) -> EvalConfig:
     """One seed's evaluation: clean, PGD, CW, AutoAttack (APGD-CE + APGD-DLR) and the uncertainty attack,
-    all with ``eval_steps`` iterations at the demo's eps, and the oracle temperature-scaling baseline."""
+    all with ``eval_steps`` iterations at the demo's eps, and the temperature-scaling baseline (one T per
+    model, fitted on clean ``calibration_data`` images: ucat eval's zero-shot calibration setting)."""
     k = cfg.eval_steps
     return EvalConfig(models=specs, datasets=tasks, attacks=list(ATTACKS), eps=[cfg.eps], steps=k,
                       step_size=cfg.eps / 4, n_samples=cfg.eval_n, batch_size=250, device=cfg.device, seed=seed,
                       out=str(out), save_logits=True, plots=cfg.eval_plots, progress=False,
                       uncertainty_alpha="ucat", protocol=None,
                       attack_options={"aa-paper": {"n_iter": k}, "uncertainty": {"score": cfg.uncertainty_score}},
-                      calibrate="temperature", calibration_setting="oracle", calibration_fit="clean",
-                      calibration_fraction=cfg.calibration_fraction)
+                      calibrate="temperature", calibration_setting="zero-shot", calibration_fit="clean",
+                      calibration_data=cfg.calibration_data, calibration_split=cfg.calibration_split,
+                      calibration_n=cfg.calibration_n)
 
 
 def _numbers(row: Dict[str, Any]) -> Dict[str, float]:

@@ -60,9 +60,9 @@ def main_table(rows: List[Dict[str, Any]], order: List[str], cfg: DemoConfig) ->
              f"(AA = APGD-CE + APGD-DLR, {cfg.eval_steps} iterations), {cfg.eval_n} images per task; {seeds}.", ""]
     lines += _grid(rows, _order(order), main_columns())
     lines += ["", "Accuracy, H and ECE (15 bins) in %. H = harmonic mean of the averaged clean and robust accuracy. "
-              f"\"+ TS\": the same model with one temperature per task fitted on {100 * cfg.calibration_fraction:g}% of "
-              "its clean images (oracle setting), measured on the rest; scaling keeps every prediction, so its "
-              "accuracy differs from the row above only by that subset.", ""]
+              f"\"+ TS\": the same model with one temperature fitted on {cfg.calibration_n} clean held-out "
+              f"{cfg.calibration_data} ({cfg.calibration_split}) images and applied to every task; scaling keeps "
+              "every prediction, so accuracy is the row above's.", ""]
     return "\n".join(lines)
 
 
