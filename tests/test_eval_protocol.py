@@ -97,24 +97,6 @@ def test_a_new_metric_is_one_row(monkeypatch):
     assert "| Clean ans | Adv ans |" in report.summary_table([r]) and "42.000" in report.summary_table([r])
 
 
-def test_demo_tables_come_from_the_report_code():
-    from ucat.demo import DemoConfig, comparison_markdown, comparison_rows, phenomenon
-
-    results = [_fake("CLIP", "t1", 0.6, 0.2), _fake("CLIP", "t2", 0.4, 0.4)]
-    rows = comparison_rows(results, ["CLIP"], ["t1", "t2"])
-    assert [r["task"] for r in rows] == ["t1", "t2", "Average"]
-    avg = rows[-1]
-    assert avg["clean_acc"] == pytest.approx(0.5) and avg["H"] == pytest.approx(2 * 0.5 * 0.3 / 0.8)
-    md = comparison_markdown(rows, DemoConfig.quick(), {"lines": ["x"]})
-    assert "| Model | Clean acc | Robust acc | H | ECE clean | ECE adv | Unc. clean | Unc. adv |" in md
-    assert "| CLIP | 50.0 | 30.0 | 37.5 | 10.0 | 20.0 | 0.250 | 0.250 |" in md
-    assert "| t1 | CLIP | 60.0 | 20.0 | 30.0 | 10.0 | 20.0 | 0.250 | 0.250 |" in md
-    results[0]["clean"]["mean_confidence"] = results[1]["clean"]["mean_confidence"] = 0.9
-    results[0]["adv"]["mean_confidence"] = results[1]["adv"]["mean_confidence"] = 0.8
-    phen = phenomenon(results)
-    assert "accuracy drops" in phen["lines"][-1] and phen["averages"]["adv_ece"] == pytest.approx(0.2)
-
-
 def test_named_protocol_gives_every_default_and_records_overrides():
     import argparse
 
