@@ -50,3 +50,12 @@ def spread_classifier(tiny_bundle):
     with torch.no_grad():
         head = F.normalize(tiny_bundle.encoder(protos).float(), dim=-1)       # (5, D)
     return ZeroShotClassifier(tiny_bundle.encoder, head, 100.0, [f"class{i}" for i in range(5)])
+
+
+@pytest.fixture()
+def spread_batch(spread_classifier):
+    """10 seeded random images labelled with ``spread_classifier``'s clean predictions."""
+    x = torch.rand(10, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y = spread_classifier(x).argmax(-1)
+    return x, y

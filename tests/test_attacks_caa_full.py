@@ -21,14 +21,6 @@ SMALL = dict(hue_range=0.15, saturation_range=0.1, rotation_range=3.0, brightnes
 TINY = {k: 0.3 * v for k, v in SMALL.items()}           # weak enough that some images survive every pass
 
 
-@pytest.fixture()
-def batch(spread_classifier):
-    x = torch.rand(10, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        y = spread_classifier(x).argmax(-1)
-    return x, y
-
-
 def test_hue_and_saturation_match_colorsys():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 3, 4, 6, generator=g, dtype=torch.float64)
@@ -214,8 +206,8 @@ def _pool(eps):
 
 @pytest.mark.parametrize("order,enabled", [("fixed", (4, 0, 5, 2, 1, 3)), ("scheduled", (0, 1, 2, 3, 4, 5)),
                                            ("random", (0, 2, 5))])
-def test_full_caa_equals_a_transcription_of_the_authors_loop(spread_classifier, batch, order, enabled):
-    x, y = batch
+def test_full_caa_equals_a_transcription_of_the_authors_loop(spread_classifier, spread_batch, order, enabled):
+    x, y = spread_batch
     eps, steps = 0.15 / 255, 3
     names = ",".join(S.COMPONENTS[i] for i in enabled)
     attack = create_attack("caa", eps=eps, step_size=1 / 255, steps=steps, enabled=names, order=order,
@@ -233,8 +225,8 @@ def test_full_caa_equals_a_transcription_of_the_authors_loop(spread_classifier, 
 
 @pytest.mark.parametrize("opts", [dict(variant="full"), dict(variant="full", order="random", **SMALL),
                                   dict(enabled="rotation,linf,hue", order="fixed", starts=2, **SMALL)])
-def test_contract_budget_replay_and_determinism(spread_classifier, batch, opts):
-    x, y = batch
+def test_contract_budget_replay_and_determinism(spread_classifier, spread_batch, opts):
+    x, y = spread_batch
     eps = 1 / 255
     attack = create_attack("caa", eps=eps, step_size=1 / 255, steps=4, schedule_iters=2, **opts)
     assert torch.equal(create_attack("caa", eps=0.0, step_size=1 / 255, steps=4, **opts)(spread_classifier, x, y), x)
@@ -257,8 +249,8 @@ def test_contract_budget_replay_and_determinism(spread_classifier, batch, opts):
     assert cfg["enabled"] == list(attack.components) and cfg["order"] == attack.order
 
 
-def test_zero_ranges_leave_the_image_unchanged_and_misclassified_clean_images_stay(spread_classifier, batch):
-    x, y = batch
+def test_zero_ranges_leave_the_image_unchanged_and_misclassified_clean_images_stay(spread_classifier, spread_batch):
+    x, y = spread_batch
     zero = {k: 0.0 for k in SMALL}
     attack = create_attack("caa", eps=2 / 255, step_size=1 / 255, steps=3, enabled="hue,saturation,rotation,"
                            "brightness,contrast", order="scheduled", schedule_iters=2, **zero)
@@ -269,8 +261,8 @@ def test_zero_ranges_leave_the_image_unchanged_and_misclassified_clean_images_st
         assert bool((spread_classifier(adv).argmax(-1) != wrong).all())
 
 
-def test_the_linf_component_of_the_engine_is_the_paper_variant(spread_classifier, batch):
-    x, y = batch
+def test_the_linf_component_of_the_engine_is_the_paper_variant(spread_classifier, spread_batch):
+    x, y = spread_batch
     paper = create_attack("caa", eps=2 / 255, step_size=1 / 255, steps=20)
     assert paper.spec is None and paper.config()["variant"] == "ucat"
     spec = CompositeSpec(("linf",), "fixed", {**S.DEFAULT_RANGES, "linf": (-2 / 255, 2 / 255)}, 20, paper.step_size)

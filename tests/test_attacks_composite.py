@@ -11,14 +11,6 @@ from ucat.errors import ConfigError
 EPS = 2 / 255
 
 
-@pytest.fixture()
-def batch(spread_classifier):
-    x = torch.rand(10, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        y = spread_classifier(x).argmax(-1)
-    return x, y
-
-
 def _official_caa_linf(model, images, labels, eps, steps):
     """composite_attack.py caa_linf with step_size_pool[5] from the default ImageNet pool (4/255)."""
     step = 2.5 * ((4 / 255 - (-4 / 255)) / 2) / steps
@@ -58,8 +50,8 @@ def _official_a3_one_restart(model, images, target, eps, steps, step_size):
     return x.detach()
 
 
-def test_caa_equals_the_official_linf_component(spread_classifier, batch):
-    x, y = batch
+def test_caa_equals_the_official_linf_component(spread_classifier, spread_batch):
+    x, y = spread_batch
     ours = create_attack("caa", eps=EPS, step_size=1 / 255, steps=30)(spread_classifier, x, y)
     ref = _official_caa_linf(spread_classifier, x, y, EPS, 30)
     assert torch.allclose(ours, ref, atol=1e-7)
@@ -67,8 +59,8 @@ def test_caa_equals_the_official_linf_component(spread_classifier, batch):
     assert create_attack("caa", eps=EPS, step_size=1 / 255, steps=30).step_size == pytest.approx(2.5 * 4 / 255 / 30)
 
 
-def test_a3_equals_the_official_simplified_attack(spread_classifier, batch):
-    x, y = batch
+def test_a3_equals_the_official_simplified_attack(spread_classifier, spread_batch):
+    x, y = spread_batch
     torch.manual_seed(5)
     ours = create_attack("a3", eps=EPS, step_size=0.5 / 255, steps=20)(spread_classifier, x, y)
     torch.manual_seed(5)
@@ -83,8 +75,8 @@ def test_a3_equals_the_official_simplified_attack(spread_classifier, batch):
 
 
 @pytest.mark.parametrize("name", ["caa", "a3"])
-def test_contract_eps_zero_budget_and_bad_options(name, spread_classifier, batch):
-    x, y = batch
+def test_contract_eps_zero_budget_and_bad_options(name, spread_classifier, spread_batch):
+    x, y = spread_batch
     assert torch.equal(create_attack(name, eps=0.0, step_size=1 / 255, steps=5)(spread_classifier, x, y), x)
     adv = create_attack(name, eps=EPS, step_size=1 / 255, steps=10)(spread_classifier, x, y)
     with torch.no_grad():
@@ -95,8 +87,8 @@ def test_contract_eps_zero_budget_and_bad_options(name, spread_classifier, batch
         create_attack(name, eps=EPS, step_size=1 / 255, steps=5, norm="l2")
 
 
-def test_multilabel_attacks_equal_the_official_losses(spread_classifier, batch):
-    x, _ = batch
+def test_multilabel_attacks_equal_the_official_losses(spread_classifier, spread_batch):
+    x, _ = spread_batch
     g = torch.Generator().manual_seed(2)
     targets = (torch.rand(10, 5, generator=g) < 0.4).long()
     targets[0] = 0                                                        # an image with no positive
